@@ -1,0 +1,332 @@
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+if TYPE_CHECKING:
+    from videos.normalize import Snapshot
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROCESSING = "processing", "Processing"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+
+
+ACTIVE_STATUSES = (Status.PENDING, Status.PROCESSING)
+TERMINAL_STATUSES = (Status.COMPLETED, Status.FAILED)
+
+# After this many "not found" answers in a row a task fails: gateways are eventually
+# consistent, so a fresh task can be unknown for a moment.
+NOT_FOUND_LIMIT = 3
+# Progress events are recorded when a task crosses one of these, not on every poll.
+PROGRESS_MILESTONES = (25, 50, 75)
+
+NOT_FOUND_CODE = "task_not_found"
+
+
+class VideoTaskQuerySet(models.QuerySet):
+    def visible_to(self, user: Any) -> VideoTaskQuerySet:
+        """The tasks this user may see: their own. Every page lookup starts here."""
+        if not getattr(user, "is_authenticated", False):
+            return self.none()
+        return self.filter(owner=user)
+
+    def active(self) -> VideoTaskQuerySet:
+        """Tasks the provider has not finished yet."""
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+    def terminal(self) -> VideoTaskQuerySet:
+        return self.filter(status__in=TERMINAL_STATUSES)
+
+    def due(self, now: datetime | None = None) -> VideoTaskQuerySet:
+        """Tasks to poll now: not terminal, not stopped, and next_poll_at unset or passed.
+
+        Shaped like the partial index `videotask_due` so the poller's query stays cheap
+        however many finished tasks pile up.
+        """
+        now = now or timezone.now()
+        return self.filter(status__in=ACTIVE_STATUSES, polling_stopped=False).filter(
+            Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now)
+        )
+
+    def claim_due(self, limit: int, lease: timedelta, now: datetime | None = None) -> list[VideoTask]:
+        """Lease up to `limit` due tasks to the caller and return them.
+
+        A claimed task's next_poll_at becomes the lease deadline, so a worker that dies
+        mid-poll hands its tasks back simply by not answering: they fall due again when
+        the lease runs out. The lease token fences writes from a worker whose lease has
+        expired meanwhile. On PostgreSQL, SKIP LOCKED lets several workers claim at once
+        without waiting on each other.
+        """
+        now = now or timezone.now()
+        token = uuid.uuid4()
+        with transaction.atomic():
+            ids = list(
+                self.due(now)
+                .order_by(F("next_poll_at").asc(nulls_first=True), "pk")
+                .select_for_update(skip_locked=True)
+                .values_list("pk", flat=True)[:limit]
+            )
+            if not ids:
+                return []
+            self.filter(pk__in=ids).update(lease_token=token, next_poll_at=now + lease)
+        return list(self.filter(pk__in=ids, lease_token=token).select_related("owner"))
+
+
+class VideoTask(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="video_tasks")
+    task_id = models.CharField("task ID", max_length=255)
+    label = models.CharField(max_length=200, blank=True)
+
+    # What the provider last said, normalised (see normalize.py).
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    raw_status = models.CharField(max_length=64, blank=True, help_text="The provider's own status word.")
+    progress = models.PositiveSmallIntegerField(default=0)
+    model = models.CharField(max_length=100, blank=True)
+    seconds = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    size = models.CharField(max_length=32, blank=True)
+    url = models.URLField(max_length=2048, blank=True)
+    error_code = models.CharField(max_length=100, blank=True)
+    error_message = models.TextField(blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    remote_created_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    raw_payload = models.JSONField(null=True, blank=True, help_text="The last JSON object the provider sent.")
+
+    # The poller's bookkeeping.
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    poll_count = models.PositiveIntegerField(default=0, help_text="Requests spent on this task.")
+    consecutive_errors = models.PositiveIntegerField(default=0)
+    not_found_count = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField("last poll error", max_length=500, blank=True)
+    polling_stopped = models.BooleanField(default=False)
+    lease_token = models.UUIDField(null=True, blank=True, editable=False)
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = VideoTaskQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "task_id"], name="videotask_unique_per_owner"),
+        ]
+        indexes = [
+            # The poller's "what is due" query (VideoTaskQuerySet.due / claim_due).
+            models.Index(
+                fields=["next_poll_at"],
+                name="videotask_due",
+                condition=Q(status__in=ACTIVE_STATUSES, polling_stopped=False),
+            ),
+            # The dashboard: one user's tasks, newest first.
+            models.Index(fields=["owner", "-created_at"], name="videotask_owner_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return self.label or self.task_id
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def apply_snapshot(self, snapshot: Snapshot, now: datetime) -> tuple[set[str], list[TaskEvent]]:
+        """Fold a normalised provider answer into this task, in memory.
+
+        Returns the names of the fields that changed and the timeline events to record.
+        A terminal task never changes; progress never goes down; an unknown status word
+        keeps the current state but is stored raw.
+        """
+        if self.is_terminal:
+            return set(), []
+        changed: set[str] = set()
+        events: list[TaskEvent] = []
+
+        def put(field: str, value: Any) -> None:
+            if value is not None and getattr(self, field) != value:
+                setattr(self, field, value)
+                changed.add(field)
+
+        previous_status, previous_progress = self.status, self.progress
+        new_status = snapshot.status or self.status
+        put("raw_status", snapshot.raw_status[:64])
+        put("status", new_status)
+        progress = snapshot.progress
+        if new_status == Status.COMPLETED:
+            progress = 100
+        if progress is not None and progress > self.progress:
+            put("progress", progress)
+        for field in ("model", "size", "url", "metadata", "remote_created_at", "expires_at"):
+            put(field, getattr(snapshot, field))
+        if snapshot.seconds is not None:
+            put("seconds", Decimal(snapshot.seconds).quantize(Decimal("0.01")))
+        if new_status == Status.FAILED:
+            put("error_code", snapshot.error_code or "")
+            put("error_message", snapshot.error_message or "")
+        elif snapshot.error_message or snapshot.error_code:
+            # Some gateways attach a warning to a running task; keep it visible.
+            put("error_code", snapshot.error_code or "")
+            put("error_message", snapshot.error_message or "")
+        if new_status in TERMINAL_STATUSES:
+            # Some gateways fill completed_at while still running: only trust it now.
+            put("completed_at", snapshot.completed_at or now)
+
+        if self.status != previous_status:
+            events.append(self._event(TaskEvent.Kind.STATUS, now, previous_status=previous_status))
+        elif self.progress != previous_progress:
+            crossed = [m for m in PROGRESS_MILESTONES if previous_progress < m <= self.progress]
+            if crossed:
+                events.append(self._event(TaskEvent.Kind.PROGRESS, now, previous_status=previous_status))
+        return changed, events
+
+    def apply_not_found(self, now: datetime) -> tuple[set[str], list[TaskEvent]]:
+        """Count a "not found" answer; the task fails only after NOT_FOUND_LIMIT in a row."""
+        if self.is_terminal:
+            return set(), []
+        self.not_found_count += 1
+        changed = {"not_found_count"}
+        if self.not_found_count < NOT_FOUND_LIMIT:
+            return changed, []
+        previous_status = self.status
+        self.status = Status.FAILED
+        self.error_code = NOT_FOUND_CODE
+        self.error_message = (
+            f"The provider answered {self.not_found_count} times in a row that it does not know this task."
+        )
+        self.completed_at = now
+        changed |= {"status", "error_code", "error_message", "completed_at"}
+        return changed, [self._event(TaskEvent.Kind.STATUS, now, previous_status=previous_status)]
+
+    def _event(self, kind: str, now: datetime, *, previous_status: str = "", message: str = "") -> TaskEvent:
+        return TaskEvent(
+            task=self,
+            at=now,
+            kind=kind,
+            status=self.status,
+            previous_status=previous_status,
+            progress=self.progress,
+            message=message or (self.error_message[:500] if self.status == Status.FAILED else ""),
+        )
+
+    def stop_polling(self) -> None:
+        """Admin action: keep the task but never ask the provider about it again."""
+        VideoTask.objects.filter(pk=self.pk).update(polling_stopped=True, lease_token=None)
+        TaskEvent.objects.create(task=self, kind=TaskEvent.Kind.NOTE, status=self.status, message="Polling stopped.")
+
+    def poll_soon(self) -> None:
+        """Make the task due now (resuming it if it was stopped); a terminal task stays as it is."""
+        now = timezone.now()
+        VideoTask.objects.filter(pk=self.pk, status__in=ACTIVE_STATUSES).update(
+            polling_stopped=False, next_poll_at=now, lease_token=None
+        )
+
+
+class TaskEvent(models.Model):
+    """One step of a task's timeline: a change of status, a progress milestone, a note."""
+
+    class Kind(models.TextChoices):
+        TRACKED = "tracked", "Tracked"
+        STATUS = "status", "Status changed"
+        PROGRESS = "progress", "Progress"
+        NOTE = "note", "Note"
+
+    task = models.ForeignKey(VideoTask, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, blank=True)
+    previous_status = models.CharField(max_length=16, choices=Status.choices, blank=True)
+    progress = models.PositiveSmallIntegerField(null=True, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["at", "pk"]
+        indexes = [models.Index(fields=["task", "at"], name="taskevent_timeline")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+def key_fingerprint(api_key: str) -> str:
+    """A short, non-reversible tag for a key, so a change of key can be noticed without storing it."""
+    return hmac.new(settings.SECRET_KEY.encode(), api_key.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+class ProviderState(models.Model):
+    """What the poller knows about a provider as a whole: a rate-limit pause, or a block.
+
+    A 429 pauses every request to the provider until `paused_until`. A 401/403 (bad key) or
+    an exhausted quota blocks it until the key changes (its fingerprint differs) or an
+    operator resumes it from the admin.
+    """
+
+    base_url = models.CharField(max_length=500, unique=True)
+    paused_until = models.DateTimeField(null=True, blank=True)
+    blocked_reason = models.CharField(max_length=300, blank=True)
+    blocked_at = models.DateTimeField(null=True, blank=True)
+    blocked_key_fingerprint = models.CharField(max_length=16, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "provider"
+
+    def __str__(self) -> str:
+        return self.base_url
+
+    def is_blocked_for(self, fingerprint: str) -> bool:
+        return bool(self.blocked_reason) and self.blocked_key_fingerprint == fingerprint
+
+    def is_paused(self, now: datetime) -> bool:
+        return self.paused_until is not None and self.paused_until > now
+
+    def pause_until(self, until: datetime) -> None:
+        if self.paused_until is None or until > self.paused_until:
+            self.paused_until = until
+            self.save(update_fields=["paused_until", "updated_at"])
+
+    def block(self, reason: str, fingerprint: str) -> None:
+        self.blocked_reason = reason[:300]
+        self.blocked_at = timezone.now()
+        self.blocked_key_fingerprint = fingerprint
+        self.save(update_fields=["blocked_reason", "blocked_at", "blocked_key_fingerprint", "updated_at"])
+
+    def resume(self) -> None:
+        self.blocked_reason = ""
+        self.blocked_at = None
+        self.blocked_key_fingerprint = ""
+        self.paused_until = None
+        self.save(update_fields=["blocked_reason", "blocked_at", "blocked_key_fingerprint", "paused_until", "updated_at"])
+
+
+class SandboxVideo(models.Model):
+    """A fake video of the built-in sandbox provider (see sandbox.py)."""
+
+    video_id = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    prompt = models.TextField(blank=True)
+    model = models.CharField(max_length=100, default="sandbox-video-1")
+    seconds = models.CharField(max_length=8, default="4")
+    size = models.CharField(max_length=32, default="1280x720")
+    # How the fake job plays out: how long it runs, whether it fails, and which dialect
+    # of status words it answers in.
+    duration_seconds = models.PositiveIntegerField(default=60)
+    outcome = models.CharField(max_length=16, default="completed")
+    vocabulary = models.CharField(max_length=16, default="openai")
+    deleted = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return self.video_id
