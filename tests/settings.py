@@ -9,8 +9,8 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "tests-only-" + "x" * 50)
 
-from dashboard.settings import *  # noqa: E402,F403
-from dashboard.settings import BASE_DIR, DATABASES  # noqa: E402
+from dashboard.settings import *  # noqa: F403
+from dashboard.settings import BASE_DIR, DATABASES
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests render templates without running collectstatic first.

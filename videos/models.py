@@ -60,7 +60,9 @@ class VideoTaskQuerySet(models.QuerySet):
             Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now)
         )
 
-    def claim_due(self, limit: int, lease: timedelta, now: datetime | None = None) -> list[VideoTask]:
+    def claim_due(
+        self, limit: int, lease: timedelta, *, due_before: datetime | None = None
+    ) -> list[VideoTask]:
         """Lease up to `limit` due tasks to the caller and return them.
 
         A claimed task's next_poll_at becomes the lease deadline, so a worker that dies
@@ -69,11 +71,11 @@ class VideoTaskQuerySet(models.QuerySet):
         expired meanwhile. On PostgreSQL, SKIP LOCKED lets several workers claim at once
         without waiting on each other.
         """
-        now = now or timezone.now()
+        now = timezone.now()
         token = uuid.uuid4()
         with transaction.atomic():
             ids = list(
-                self.due(now)
+                self.due(min(due_before or now, now))
                 .order_by(F("next_poll_at").asc(nulls_first=True), "pk")
                 .select_for_update(skip_locked=True)
                 .values_list("pk", flat=True)[:limit]
@@ -81,7 +83,11 @@ class VideoTaskQuerySet(models.QuerySet):
             if not ids:
                 return []
             self.filter(pk__in=ids).update(lease_token=token, next_poll_at=now + lease)
-        return list(self.filter(pk__in=ids, lease_token=token).select_related("owner"))
+        return list(self.filter(pk__in=ids, lease_token=token))
+
+    def release(self, token: uuid.UUID, pks: list[int], next_poll_at: datetime | None) -> int:
+        """Hand leased tasks back unpolled, due again at `next_poll_at`."""
+        return self.filter(pk__in=pks, lease_token=token).update(lease_token=None, next_poll_at=next_poll_at)
 
 
 class VideoTask(models.Model):
@@ -191,6 +197,20 @@ class VideoTask(models.Model):
                 events.append(self._event(TaskEvent.Kind.PROGRESS, now, previous_status=previous_status))
         return changed, events
 
+    def save_poll_result(self, token: uuid.UUID, fields: set[str], events: list[TaskEvent]) -> bool:
+        """Write a poll's outcome: only `fields`, only while our lease holds, never over a
+        terminal state. Returns False when the write was fenced off (lease lost or task
+        finished meanwhile), in which case nothing is written."""
+        values = {field: getattr(self, field) for field in fields}
+        values["lease_token"] = None
+        with transaction.atomic():
+            updated = VideoTask.objects.filter(
+                pk=self.pk, lease_token=token, status__in=ACTIVE_STATUSES
+            ).update(**values)
+            if updated and events:
+                TaskEvent.objects.bulk_create(events)
+        return updated == 1
+
     def apply_not_found(self, now: datetime) -> tuple[set[str], list[TaskEvent]]:
         """Count a "not found" answer; the task fails only after NOT_FOUND_LIMIT in a row."""
         if self.is_terminal:
@@ -223,7 +243,9 @@ class VideoTask(models.Model):
     def stop_polling(self) -> None:
         """Admin action: keep the task but never ask the provider about it again."""
         VideoTask.objects.filter(pk=self.pk).update(polling_stopped=True, lease_token=None)
-        TaskEvent.objects.create(task=self, kind=TaskEvent.Kind.NOTE, status=self.status, message="Polling stopped.")
+        TaskEvent.objects.create(
+            task=self, kind=TaskEvent.Kind.NOTE, status=self.status, message="Polling stopped."
+        )
 
     def poll_soon(self) -> None:
         """Make the task due now (resuming it if it was stopped); a terminal task stays as it is."""
@@ -306,7 +328,15 @@ class ProviderState(models.Model):
         self.blocked_at = None
         self.blocked_key_fingerprint = ""
         self.paused_until = None
-        self.save(update_fields=["blocked_reason", "blocked_at", "blocked_key_fingerprint", "paused_until", "updated_at"])
+        self.save(
+            update_fields=[
+                "blocked_reason",
+                "blocked_at",
+                "blocked_key_fingerprint",
+                "paused_until",
+                "updated_at",
+            ]
+        )
 
 
 class SandboxVideo(models.Model):

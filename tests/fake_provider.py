@@ -1,0 +1,144 @@
+"""A real HTTP server on loopback that plays an OpenAI-compatible video provider.
+
+Each task ID gets a script: a list of replies served in order (the last one repeats), so a
+test can say "404, then 404, then 200 processing". Every request is recorded, so a test can
+count what the server actually received.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    json: Any = None
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before the status line
+    trickle: float = 0.0  # seconds between body bytes, for slow bodies
+    reset: bool = False  # drop the connection with a TCP RST instead of answering
+    truncate: bool = False  # promise a longer body than is sent, then close
+
+
+@dataclass
+class Seen:
+    method: str
+    raw_path: str
+    task_id: str | None
+    authorization: str | None
+    at: float
+    peer_port: int
+
+
+class FakeProvider:
+    PREFIX = "/v1/videos/"
+
+    def __init__(self) -> None:
+        self.scripts: dict[str, list[Reply]] = {}
+        self.requests: list[Seen] = []
+        self._lock = threading.Lock()
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                provider._handle(self)
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # resets and aborted reads are the point of some tests
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def start(self) -> FakeProvider:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def script(self, task_id: str, *replies: Reply) -> None:
+        with self._lock:
+            self.scripts[task_id] = list(replies)
+
+    def requests_for(self, task_id: str) -> list[Seen]:
+        with self._lock:
+            return [seen for seen in self.requests if seen.task_id == task_id]
+
+    def _next_reply(self, task_id: str | None) -> Reply:
+        with self._lock:
+            script = self.scripts.get(task_id or "")
+            if not script:
+                return Reply(404, {"error": {"message": "not found", "code": "not_found"}})
+            return script.pop(0) if len(script) > 1 else script[0]
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        raw_path = urlsplit(handler.path).path
+        task_id = unquote(raw_path[len(self.PREFIX) :]) if raw_path.startswith(self.PREFIX) else None
+        with self._lock:
+            self.requests.append(
+                Seen(
+                    "GET",
+                    handler.path,
+                    task_id,
+                    handler.headers.get("Authorization"),
+                    time.monotonic(),
+                    handler.client_address[1],
+                )
+            )
+        reply = self._next_reply(task_id)
+        if reply.delay:
+            time.sleep(reply.delay)
+        if reply.reset:
+            handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            handler.close_connection = True
+            handler.connection.close()
+            return
+        body = reply.body if reply.body is not None else json.dumps(reply.json).encode()
+        handler.send_response(reply.status)
+        headers = {"Content-Type": "application/json", **reply.headers}
+        for name, value in headers.items():
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(body) * (2 if reply.truncate else 1)))
+        handler.end_headers()
+        try:
+            if reply.trickle:
+                for byte in body:
+                    handler.wfile.write(bytes([byte]))
+                    handler.wfile.flush()
+                    time.sleep(reply.trickle)
+            else:
+                handler.wfile.write(body)
+            if reply.truncate:
+                handler.wfile.flush()
+                handler.close_connection = True
+        except OSError:
+            handler.close_connection = True
+
+
+def video(task_id: str = "video_1", status: str = "in_progress", progress: Any = 10, **extra: Any) -> Reply:
+    """A 200 answer with a task object in OpenAI's shape."""
+    payload = {"id": task_id, "object": "video", "status": status, "progress": progress, **extra}
+    return Reply(200, payload)

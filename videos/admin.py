@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from videos.models import ACTIVE_STATUSES, ProviderState, TaskEvent, VideoTask
+
+# What the provider owns: shown, never edited by hand, so the admin and the poller do not
+# fight over them.
+REMOTE_FIELDS = (
+    "status",
+    "raw_status",
+    "progress",
+    "model",
+    "seconds",
+    "size",
+    "url",
+    "error_code",
+    "error_message",
+    "metadata",
+    "remote_created_at",
+    "completed_at",
+    "expires_at",
+    "raw_payload",
+    "last_polled_at",
+    "next_poll_at",
+    "poll_count",
+    "consecutive_errors",
+    "not_found_count",
+    "last_error",
+    "created_at",
+)
+
+
+class TaskEventInline(admin.TabularInline):
+    model = TaskEvent
+    fields = ("at", "kind", "previous_status", "status", "progress", "message")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("at", "pk")
+
+    def has_add_permission(self, request: HttpRequest, obj: VideoTask | None = None) -> bool:
+        return False
+
+
+@admin.register(VideoTask)
+class VideoTaskAdmin(admin.ModelAdmin):
+    list_display = (
+        "task_id",
+        "label",
+        "owner",
+        "status",
+        "progress",
+        "model",
+        "raw_status",
+        "last_polled_at",
+        "next_poll_at",
+        "polling_stopped",
+    )
+    list_filter = ("status", "polling_stopped", "model", "owner")
+    search_fields = ("task_id", "label", "owner__username", "owner__email")
+    list_select_related = ("owner",)
+    readonly_fields = REMOTE_FIELDS
+    raw_id_fields = ("owner",)
+    fieldsets = (
+        (None, {"fields": ("owner", "task_id", "label", "polling_stopped")}),
+        (
+            "From the provider",
+            {
+                "fields": (
+                    "status",
+                    "raw_status",
+                    "progress",
+                    "model",
+                    "seconds",
+                    "size",
+                    "url",
+                    "error_code",
+                    "error_message",
+                    "metadata",
+                    "remote_created_at",
+                    "completed_at",
+                    "expires_at",
+                )
+            },
+        ),
+        (
+            "Polling",
+            {
+                "fields": (
+                    "created_at",
+                    "last_polled_at",
+                    "next_poll_at",
+                    "poll_count",
+                    "consecutive_errors",
+                    "not_found_count",
+                    "last_error",
+                    "raw_payload",
+                )
+            },
+        ),
+    )
+    inlines = (TaskEventInline,)
+    actions = ("poll_now", "stop_polling")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: VideoTask | None = None) -> tuple[str, ...]:
+        # The identity of a tracked task is fixed once created; a new ID is a new task.
+        if obj is not None:
+            return (*REMOTE_FIELDS, "owner", "task_id")
+        return REMOTE_FIELDS
+
+    @admin.action(description="Poll now")
+    def poll_now(self, request: HttpRequest, queryset: QuerySet[VideoTask]) -> None:
+        count = queryset.filter(status__in=ACTIVE_STATUSES).update(
+            polling_stopped=False, next_poll_at=timezone.now(), lease_token=None
+        )
+        self.message_user(request, f"{count} task(s) will be polled within seconds.", messages.SUCCESS)
+
+    @admin.action(description="Stop polling")
+    def stop_polling(self, request: HttpRequest, queryset: QuerySet[VideoTask]) -> None:
+        tasks = list(queryset.filter(polling_stopped=False))
+        for task in tasks:
+            task.stop_polling()
+        self.message_user(request, f"Polling stopped for {len(tasks)} task(s).", messages.SUCCESS)
+
+
+@admin.register(TaskEvent)
+class TaskEventAdmin(admin.ModelAdmin):
+    list_display = ("at", "task", "kind", "previous_status", "status", "progress", "message")
+    list_filter = ("kind", "status")
+    search_fields = ("task__task_id", "task__label", "message")
+    list_select_related = ("task",)
+    raw_id_fields = ("task",)
+    date_hierarchy = "at"
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: TaskEvent | None = None) -> bool:
+        return False
+
+
+@admin.register(ProviderState)
+class ProviderStateAdmin(admin.ModelAdmin):
+    list_display = ("base_url", "paused_until", "blocked_reason", "blocked_at", "updated_at")
+    readonly_fields = ("base_url", "paused_until", "blocked_reason", "blocked_at", "blocked_key_fingerprint")
+    actions = ("resume",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Resume polling (clear pause and block)")
+    def resume(self, request: HttpRequest, queryset: QuerySet[ProviderState]) -> None:
+        for state in queryset:
+            state.resume()
+        self.message_user(request, f"{queryset.count()} provider(s) resumed.", messages.SUCCESS)

@@ -1,0 +1,308 @@
+"""The provider client: the only module that speaks HTTP to the video API.
+
+Every answer becomes either a `TaskAnswer` or one of the `ProviderError` subclasses below,
+so the poller decides what to do from a type, never from a status code. Error messages are
+short display strings, safe to store and show: they never contain the API key.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+from urllib.parse import quote
+
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+
+USER_AGENT = "video-task-dashboard/0.1 (+https://github.com/)"
+MAX_TASK_ID_LENGTH = 255
+# A wait longer than this from a Retry-After header is a misconfigured gateway, not a plan.
+MAX_RETRY_AFTER = 24 * 3600.0
+
+
+class InvalidTaskId(ValueError):
+    """The text cannot be a task ID: it would change the request path or is not printable."""
+
+
+class ProviderError(Exception):
+    """Any answer other than a usable task object. `transient`: asking again later may work."""
+
+    transient = True
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+
+
+class NotFound(ProviderError):
+    """404, or 400 with code task_not_exist: the provider does not know the task (yet)."""
+
+    transient = False
+
+
+class AuthError(ProviderError):
+    """401/403: the key is wrong, revoked or not allowed; no request with it will work."""
+
+    transient = False
+
+
+class QuotaExceeded(ProviderError):
+    """429 insufficient_quota: out of credit, which waiting does not fix."""
+
+    transient = False
+
+
+class RateLimited(ProviderError):
+    """429: slow down. `retry_after` is the wait the provider asked for, in seconds, if any."""
+
+    def __init__(self, message: str, *, retry_after: float | None, status_code: int = 429) -> None:
+        super().__init__(message, status_code=status_code)
+        self.retry_after = retry_after
+
+
+class TransientError(ProviderError):
+    """5xx, timeouts, resets, HTML or broken JSON: keep the state and try again later."""
+
+
+class PermanentError(ProviderError):
+    """Another 4xx: the request itself is wrong; asking again the same way will not help."""
+
+    transient = False
+
+
+@dataclass(frozen=True)
+class TaskAnswer:
+    payload: dict[str, Any]
+    # Seconds the provider asks us to wait before the next poll (openai-poll-after-ms).
+    poll_after: float | None = None
+
+
+def validate_task_id(task_id: str) -> str:
+    """Return the task ID stripped, or raise InvalidTaskId with a message fit for a user.
+
+    IDs are opaque and may contain `/`, `+` or `=`; those are percent-encoded into the path.
+    What percent-encoding cannot neutralise is refused: dot segments, which servers resolve,
+    and control characters or spaces, which no provider issues.
+    """
+    task_id = task_id.strip()
+    if not task_id:
+        raise InvalidTaskId("A task ID cannot be empty.")
+    if len(task_id) > MAX_TASK_ID_LENGTH:
+        raise InvalidTaskId(f"A task ID is at most {MAX_TASK_ID_LENGTH} characters.")
+    if task_id.strip(".") == "":
+        raise InvalidTaskId("A task ID cannot be made only of dots.")
+    if any(ch.isspace() or not ch.isprintable() for ch in task_id):
+        raise InvalidTaskId("A task ID cannot contain spaces or control characters.")
+    return task_id
+
+
+def parse_retry_after(headers: Any, now: float | None = None) -> float | None:
+    """Seconds to wait from `retry-after-ms`, else `Retry-After` (seconds or an HTTP date)."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            wait = float(raw_ms) / 1000
+        except ValueError:
+            wait = None
+        if wait is not None and wait == wait and wait >= 0:
+            return min(wait, MAX_RETRY_AFTER)
+    raw = (headers.get("Retry-After") or "").strip()
+    if not raw:
+        return None
+    try:
+        wait = float(raw)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        wait = when.timestamp() - (now if now is not None else time.time())
+    if wait != wait:  # NaN
+        return None
+    return min(max(wait, 0.0), MAX_RETRY_AFTER)
+
+
+def _poll_after(headers: Any) -> float | None:
+    raw = headers.get("openai-poll-after-ms")
+    if not raw:
+        return None
+    try:
+        value = float(raw) / 1000
+    except ValueError:
+        return None
+    return min(value, 3600.0) if value == value and value > 0 else None
+
+
+def _error_code(body: Any) -> str:
+    """The `code` of an OpenAI-style error body, or of a flat one; "" when absent."""
+    if not isinstance(body, dict):
+        return ""
+    error = body.get("error")
+    code = error.get("code") if isinstance(error, dict) else None
+    if code in (None, ""):
+        code = body.get("code")
+    return str(code) if isinstance(code, str | int) and not isinstance(code, bool) else ""
+
+
+class VideoAPIClient:
+    """Client for one provider: a base URL (with its version prefix) and a key.
+
+    Thread-safe for concurrent GETs: one pooled, keep-alive session serves every thread.
+    Each request is bounded by a connect timeout, a read timeout, a total deadline for the
+    body, and a cap on its size.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 20.0,
+        connect_timeout: float = 5.0,
+        max_response_bytes: int = 1_048_576,
+        pool_size: int = 16,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+        self.connect_timeout = min(connect_timeout, timeout)
+        self.max_response_bytes = max_response_bytes
+        self.session = requests.Session()
+        self.session.max_redirects = 3
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        if api_key:
+            self.session.headers["Authorization"] = f"Bearer {api_key}"
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def __repr__(self) -> str:
+        # No key here: reprs end up in logs and error reports.
+        return f"<VideoAPIClient {self.base_url}>"
+
+    def close(self) -> None:
+        self.session.close()
+
+    def task_url(self, task_id: str) -> str:
+        return f"{self.base_url}/videos/{quote(validate_task_id(task_id), safe='')}"
+
+    def retrieve(self, task_id: str) -> TaskAnswer:
+        """GET /videos/{task_id}: the task's status object, or a ProviderError."""
+        status_code, headers, body = self._get(self.task_url(task_id))
+        data = self._json(body)
+        if status_code == 200:
+            if not isinstance(data, dict):
+                raise TransientError(self._describe_unusable(body), status_code=200)
+            return TaskAnswer(payload=data, poll_after=_poll_after(headers))
+        raise self._error_for(status_code, headers, data)
+
+    def _get(self, url: str) -> tuple[int, Any, bytes]:
+        started = time.monotonic()
+        try:
+            with self.session.get(url, timeout=(self.connect_timeout, self.timeout), stream=True) as response:
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > self.max_response_bytes:
+                    raise TransientError(
+                        f"The provider's answer is {int(declared)} bytes, over the "
+                        f"{self.max_response_bytes}-byte limit.",
+                        status_code=response.status_code,
+                    )
+                chunks: list[bytes] = []
+                size = 0
+                # read1 returns what has arrived, so the deadline is checked as bytes trickle in.
+                while chunk := response.raw.read1(65536, decode_content=True):
+                    size += len(chunk)
+                    if size > self.max_response_bytes:
+                        raise TransientError(
+                            f"The provider's answer is over the {self.max_response_bytes}-byte limit.",
+                            status_code=response.status_code,
+                        )
+                    # A body trickling in just under the read timeout must still end.
+                    if time.monotonic() - started > self.timeout:
+                        raise TransientError(
+                            f"The provider's answer took over {self.timeout:g} s.",
+                            status_code=response.status_code,
+                        )
+                    chunks.append(chunk)
+                return response.status_code, response.headers, b"".join(chunks)
+        except (requests.Timeout, urllib3.exceptions.ReadTimeoutError):
+            raise TransientError(f"The provider did not answer within {self.timeout:g} s.") from None
+        except requests.ConnectionError as exc:
+            raise TransientError(f"Could not reach the provider ({self._reason(exc)}).") from None
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+            raise TransientError(f"The request to the provider failed ({self._reason(exc)}).") from None
+
+    @staticmethod
+    def _json(body: bytes) -> Any:
+        if not body:
+            return None
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            return None
+
+    @staticmethod
+    def _describe_unusable(body: bytes) -> str:
+        if not body.strip():
+            return "The provider answered 200 with an empty body."
+        if body.lstrip()[:1] == b"<":
+            return "The provider answered 200 with an HTML page instead of JSON."
+        return "The provider answered 200 without a usable JSON object."
+
+    def _error_for(self, status_code: int, headers: Any, data: Any) -> ProviderError:
+        code = _error_code(data)
+        if status_code == 404 or (status_code == 400 and code == "task_not_exist"):
+            return NotFound("The provider does not know this task.", status_code=status_code)
+        if status_code in (401, 403):
+            return AuthError(
+                f"The provider refused the API key (HTTP {status_code}"
+                f"{', ' + self._scrub(code) if code else ''}).",
+                status_code=status_code,
+            )
+        if status_code == 429:
+            if code == "insufficient_quota":
+                return QuotaExceeded("The provider says the account is out of quota.", status_code=429)
+            wait = parse_retry_after(headers)
+            return RateLimited(
+                "The provider is rate limiting us"
+                + (f"; it asked for {wait:g} s." if wait is not None else "."),
+                retry_after=wait,
+            )
+        if status_code >= 500 or status_code in (408, 409, 425):
+            return TransientError(f"The provider answered HTTP {status_code}.", status_code=status_code)
+        return PermanentError(
+            f"The provider answered HTTP {status_code}{': ' + self._scrub(code) if code else ''}.",
+            status_code=status_code,
+        )
+
+    def _scrub(self, text: str) -> str:
+        text = text[:100]
+        return text.replace(self.api_key, "[key]") if self.api_key else text
+
+    def _reason(self, exc: Exception) -> str:
+        # requests' messages name the URL; keep only the exception's class, never a header.
+        return type(exc).__name__
+
+
+__all__ = [
+    "AuthError",
+    "InvalidTaskId",
+    "NotFound",
+    "PermanentError",
+    "ProviderError",
+    "QuotaExceeded",
+    "RateLimited",
+    "TaskAnswer",
+    "TransientError",
+    "VideoAPIClient",
+    "parse_retry_after",
+    "validate_task_id",
+]

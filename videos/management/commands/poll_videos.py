@@ -1,0 +1,84 @@
+"""Run the poller: `poll_videos` loops until SIGTERM/SIGINT; `--once` does one pass.
+
+The command only drives `videos.polling.Poller`; what a pass does is documented there.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, InterfaceError, close_old_connections, connections
+
+from videos.polling import Poller, backoff_delay
+
+logger = logging.getLogger("videos.poller")
+
+# How often an idle worker looks for due tasks. Each task's own cadence is set by its
+# next_poll_at; this only bounds how late a "poll now" is noticed.
+IDLE_CHECK_SECONDS = 1.0
+
+
+class Command(BaseCommand):
+    help = "Poll the video provider for every due task until stopped (or once with --once)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--once", action="store_true", help="Do one pass over the due tasks, then exit.")
+
+    def handle(self, *args: Any, once: bool = False, **options: Any) -> None:
+        if not settings.VIDEO_API_BASE_URL:
+            raise CommandError("VIDEO_API_BASE_URL is not set: there is no provider to poll.")
+        self.shutdown = False
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+
+        poller = Poller.from_settings()
+        try:
+            if once:
+                report = poller.run_pass(should_stop=lambda: self.shutdown)
+                self.stdout.write(f"One pass: {report}.")
+                return
+            self._loop(poller)
+        finally:
+            poller.close()
+
+    def _stop(self, signum: int, frame: Any) -> None:
+        logger.info("received %s: finishing what is in flight, then stopping", signal.Signals(signum).name)
+        self.shutdown = True
+
+    def _loop(self, poller: Poller) -> None:
+        logger.info(
+            "poller started: %s, every %g s, %d at a time",
+            poller.client.base_url,
+            settings.VIDEO_POLL_INTERVAL,
+            poller.concurrency,
+        )
+        database_failures = 0
+        while not self.shutdown:
+            close_old_connections()
+            try:
+                report = poller.run_pass(should_stop=lambda: self.shutdown)
+                database_failures = 0
+            except (DatabaseError, InterfaceError):
+                # The database went away (restart, failover): drop the connections and
+                # try again later rather than die and lose the worker.
+                database_failures += 1
+                logger.exception("database error; reconnecting (attempt %d)", database_failures)
+                for connection in connections.all():
+                    connection.close_if_unusable_or_obsolete()
+                    connection.close()
+                self._sleep(backoff_delay(1.0, database_failures))
+                continue
+            if report.claimed == 0:
+                self._sleep(min(IDLE_CHECK_SECONDS, settings.VIDEO_POLL_INTERVAL))
+        logger.info("poller stopped")
+
+    def _sleep(self, seconds: float) -> None:
+        # Short slices, so a signal during a long wait still stops the worker promptly.
+        deadline = time.monotonic() + seconds
+        while not self.shutdown and (remaining := deadline - time.monotonic()) > 0:
+            time.sleep(min(remaining, 0.25))
