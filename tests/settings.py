@@ -22,4 +22,9 @@ SECURE_SSL_REDIRECT = False
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so a poll_videos subprocess started by a test sees the same data.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
+    # One file per run, so two runs side by side (a developer and CI) never share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".test-db-{os.getpid()}.sqlite3")}
+
+# No collectstatic before tests: serve from the finders, as runserver does, instead of
+# warning that STATIC_ROOT does not exist.
+WHITENOISE_AUTOREFRESH = True

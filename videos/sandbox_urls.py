@@ -1,3 +1,20 @@
+"""The sandbox provider's API, relative to its mount point (/sandbox/v1/ in dashboard/urls.py).
+
+No trailing slashes: clients build these paths from a base URL the way they would for a
+real gateway, and a redirect would turn a POST into a GET.
+"""
+
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from videos import sandbox_views
+
+app_name = "sandbox"
+
+urlpatterns = [
+    path("videos", sandbox_views.videos, name="videos"),
+    path("videos/<str:video_id>", sandbox_views.video, name="video"),
+    path("videos/<str:video_id>/remix", sandbox_views.remix, name="remix"),
+    path("videos/<str:video_id>/content", sandbox_views.content, name="content"),
+]

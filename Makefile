@@ -1,0 +1,42 @@
+# `make run` and `make test` work on a fresh clone with only Python 3.11+ and make:
+# they build the virtual environment they need in .venv first.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+
+# The embedded defaults of a local run: SQLite, DEBUG, and the built-in sandbox provider
+# served by the same web server, so no key and no network are needed.
+LOCAL_ENV := DEBUG=1 VIDEO_SANDBOX=1 \
+	VIDEO_API_BASE_URL=http://127.0.0.1:$(PORT)/sandbox/v1 VIDEO_API_KEY=sandbox-local-key
+
+.PHONY: install run test lint check bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11 or newer is needed (found $$($(PYTHON) --version 2>&1)); set PYTHON=python3.x"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(LOCAL_ENV) $(PY) manage.py run_local --port $(PORT)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
+
+bench: $(STAMP)
+	$(PY) bench/poll_bench.py
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,151 @@
+"""`manage.py poll_videos` as operators run it: a real subprocess, a real provider on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from tests.fake_provider import Reply, video
+from videos.models import Status, VideoTask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url() -> str:
+    """The URL of the database this test run uses, for a subprocess to share it."""
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def command_env(provider, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEO_")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        DATABASE_URL=database_url(),
+        VIDEO_API_BASE_URL=provider.base_url,
+        VIDEO_API_KEY="sk-command-test",
+        VIDEO_POLL_INTERVAL="1",
+        VIDEO_API_TIMEOUT="30",
+    )
+    env.update(extra)
+    return env
+
+
+def run_command(provider, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "poll_videos", *args],
+        cwd=ROOT,
+        env=command_env(provider, **env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_once_polls_the_due_tasks_and_exits_0(provider, owner):
+    done = VideoTask.objects.create(owner=owner, task_id="cmd-done")
+    broken = VideoTask.objects.create(owner=owner, task_id="cmd-broken", status=Status.PROCESSING)
+    later = VideoTask.objects.create(
+        owner=owner, task_id="cmd-later", next_poll_at=timezone.now() + timezone.timedelta(hours=1)
+    )
+    provider.script("cmd-done", video("cmd-done", "succeeded", 100, video_url="https://cdn.example/x.mp4"))
+    provider.script("cmd-broken", Reply(200, body=b"<html>oops</html>"))
+    result = run_command(provider, "--once")
+    assert result.returncode == 0, result.stderr
+    assert "One pass: claimed 2, polled 2" in result.stdout
+    done.refresh_from_db()
+    broken.refresh_from_db()
+    later.refresh_from_db()
+    assert done.status == Status.COMPLETED
+    assert done.url == "https://cdn.example/x.mp4"
+    assert broken.status == Status.PROCESSING
+    assert broken.consecutive_errors == 1
+    assert later.last_polled_at is None
+    assert {seen.task_id for seen in provider.requests} == {"cmd-done", "cmd-broken"}
+    assert "sk-command-test" not in result.stdout + result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_a_provider_it_says_so(provider):
+    result = run_command(provider, "--once", VIDEO_API_BASE_URL="")
+    assert result.returncode != 0
+    assert "VIDEO_API_BASE_URL is not set" in result.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.django_db(transaction=True)
+def test_a_signal_stops_the_loop_promptly_and_hands_back_in_flight_work(provider, owner, signum):
+    stuck = VideoTask.objects.create(owner=owner, task_id="stuck", status=Status.PROCESSING)
+    # The provider holds this request far longer than a platform's grace period.
+    provider.script("stuck", Reply(200, {"status": "completed"}, delay=20))
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "poll_videos"],
+        cwd=ROOT,
+        env=command_env(provider),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not provider.requests_for("stuck"):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the worker never asked the provider"
+            time.sleep(0.05)
+        sent = time.monotonic()
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=10)
+        elapsed = time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    assert elapsed < 5
+    assert "poller stopped" in out + err
+    stuck.refresh_from_db()
+    assert stuck.status == Status.PROCESSING
+    assert stuck.lease_token is None
+    assert stuck.next_poll_at <= timezone.now()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_loop_keeps_polling_until_the_task_finishes(provider, owner):
+    task = VideoTask.objects.create(owner=owner, task_id="loop")
+    provider.script(
+        "loop", video("loop", "queued", 0), video("loop", "in_progress", 50), video("loop", "completed", 100)
+    )
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "poll_videos"],
+        cwd=ROOT,
+        env=command_env(provider, VIDEO_POLL_INTERVAL="0.2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while task.status != Status.COMPLETED and time.monotonic() < deadline:
+            time.sleep(0.2)
+            task.refresh_from_db()
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert task.status == Status.COMPLETED
+    assert process.returncode == 0
+    time.sleep(0.5)
+    # Terminal: no request after the completing one.
+    assert len(provider.requests_for("loop")) == 3

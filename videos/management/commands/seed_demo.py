@@ -1,0 +1,97 @@
+"""Seed a demo login and a batch of sandbox videos for it to watch.
+
+`make run` calls this before starting the server, so a fresh clone shows tasks moving
+within a minute. Each run resets the demo password (it is printed, never stored in plain
+text); videos are only added when the demo user has none yet, or with --more.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.utils import timezone
+
+from videos import sandbox
+from videos.models import Status, TaskEvent, VideoTask
+
+# (label, duration in s, outcome, vocabulary, seconds, size). The short ones finish while
+# the visitor is still reading the page; everything is over within two minutes; both
+# dialects and both outcomes appear, so every path of the poller is on show.
+DEMO_VIDEOS = (
+    ("sunset over the harbour", 40, "completed", "openai", "4", "1280x720"),
+    ("a paper boat drifting down a rainy street", 45, "completed", "gateway", "8", "720x1280"),
+    ("drone flight over an autumn forest", 60, "failed", "gateway", "8", "1280x720"),
+    ("time-lapse of a city skyline at night", 75, "failed", "openai", "4", "1920x1080"),
+    ("a corgi surfing a small wave", 95, "completed", "gateway", "4", "1280x720"),
+    ("macro shot of coffee being poured", 115, "completed", "openai", "12", "1080x1080"),
+)
+
+
+class Command(BaseCommand):
+    help = "Create the demo user (or reset its password) and some sandbox videos for it to track."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--password", help="Use this password instead of a random one.")
+        parser.add_argument("--port", type=int, default=8000, help="Port shown in the printed URL.")
+        parser.add_argument("--more", action="store_true", help="Add a new batch even if demo tasks exist.")
+
+    def handle(self, *args: Any, password: str | None, port: int, more: bool, **options: Any) -> None:
+        if not settings.VIDEO_SANDBOX:
+            # The demo login is an administrator with a printed password: never on a
+            # deployment, only where the sandbox provider runs too.
+            raise CommandError("seed_demo is for local runs with the sandbox provider (VIDEO_SANDBOX=1).")
+        password = password or secrets.token_urlsafe(9)
+        user = self._demo_user(password)
+        active = list(VideoTask.objects.filter(owner=user).active())
+        if active and not more:
+            self.stdout.write(f"The demo user has {len(active)} tasks in progress (add more with --more):")
+            for task in active:
+                self.stdout.write(f"  {task.task_id}  {task.status:<10}  {task}")
+        else:
+            for task in self._seed(user):
+                self.stdout.write(f"  tracking {task.task_id}  {task}")
+        self.stdout.write(self.style.SUCCESS(f"Demo login: username demo, password {password}"))
+        self.stdout.write(f"Open http://127.0.0.1:{port}/")
+
+    def _demo_user(self, password: str) -> Any:
+        user, _ = get_user_model().objects.get_or_create(username="demo")
+        # Staff and superuser so the demo shows the admin too.
+        user.is_staff = user.is_superuser = True
+        user.set_password(password)
+        user.save()
+        return user
+
+    @transaction.atomic
+    def _seed(self, user: Any) -> list[VideoTask]:
+        now = timezone.now()
+        tasks = []
+        for label, duration, outcome, vocabulary, seconds, size in DEMO_VIDEOS:
+            video = sandbox.create_video(
+                prompt=label,
+                seconds=seconds,
+                size=size,
+                duration_seconds=duration,
+                outcome=outcome,
+                vocabulary=vocabulary,
+                now=now,
+            )
+            task = VideoTask.objects.create(
+                owner=user,
+                task_id=video.video_id,
+                label=f"Demo: {label}",
+                status=Status.PENDING,
+                next_poll_at=None,
+            )
+            TaskEvent.objects.create(
+                task=task,
+                kind=TaskEvent.Kind.TRACKED,
+                status=Status.PENDING,
+                message="Tracked from the demo seed.",
+            )
+            tasks.append(task)
+        return tasks
