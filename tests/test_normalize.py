@@ -1029,3 +1029,26 @@ def test_finders_never_raise_on_weird_nesting() -> None:
             assert message is None or type(message) is str
             url = find_url(payload)
             assert url is None or url == "https://ok.example/v.mp4"
+
+
+def test_storable_json_strips_what_postgresql_refuses():
+    from videos.normalize import storable_json
+
+    cleaned = storable_json({"a\x00": "b\x00c", "n": [float("nan"), "\ud800x", {"k": 1, "ok": True}]})
+    assert cleaned == {"a": "bc", "n": [None, "x", {"k": 1, "ok": True}]}
+
+
+def test_storable_json_cuts_absurd_nesting():
+    from videos.normalize import JSON_DEPTH_MAX, storable_json
+
+    deep: list = []
+    node = deep
+    for _ in range(JSON_DEPTH_MAX * 2):
+        node.append([])
+        node = node[0]
+    cleaned = storable_json(deep)
+    depth = 0
+    while isinstance(cleaned, list) and cleaned:
+        cleaned = cleaned[0]
+        depth += 1
+    assert depth <= JSON_DEPTH_MAX

@@ -72,7 +72,11 @@ MILLISECONDS_ABOVE = 10**12
 
 URL_KEYS = ("url", "video_url", "output_url", "download_url", "content_url")
 
+# Deeper than any real payload; json.loads accepts far more.
+JSON_DEPTH_MAX = 32
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_UNSAFE_JSON_CHARS = re.compile("[\x00\ud800-\udfff]")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _INTEGER = re.compile(r"[+-]?\d+")
 # C0 controls except tab and newline, DEL, and lone surrogates: PostgreSQL rejects NUL and
@@ -148,9 +152,29 @@ def normalize(payload: Mapping[str, Any]) -> Snapshot:
         remote_created_at=_first_timestamp(payload, "created_at", "created"),
         completed_at=completed_at,
         expires_at=parse_timestamp(payload.get("expires_at")),
-        metadata=dict(metadata) if isinstance(metadata, Mapping) else None,
+        metadata=storable_json(dict(metadata)) if isinstance(metadata, Mapping) else None,
         remote_id=_text(payload.get("id"), REMOTE_ID_MAX),
     )
+
+
+def storable_json(value: Any, depth: int = 0) -> Any:
+    """`value` with every string (and key) stripped of what PostgreSQL's jsonb refuses.
+
+    jsonb rejects "\\u0000" and UTF-8 cannot carry lone surrogates; one such character in a
+    provider's payload would otherwise make every save of that task fail. Nesting deeper
+    than any real payload is cut off rather than followed.
+    """
+    if isinstance(value, str):
+        return _UNSAFE_JSON_CHARS.sub("", value)
+    if depth >= JSON_DEPTH_MAX:
+        return None
+    if isinstance(value, Mapping):
+        return {storable_json(str(k), depth): storable_json(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable_json(item, depth + 1) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def canonical_status(word: Any) -> str | None:

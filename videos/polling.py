@@ -29,7 +29,7 @@ from videos.client import (
 )
 from videos.fetch_pool import FetchPool
 from videos.models import ProviderState, TaskEvent, VideoTask, key_fingerprint
-from videos.normalize import normalize
+from videos.normalize import normalize, storable_json
 
 logger = logging.getLogger("videos.poller")
 
@@ -235,8 +235,9 @@ class Poller:
                 task, "The provider's answer could not be read; see the worker log.", now
             )
         fields, events = task.apply_snapshot(snapshot, now)
-        if task.raw_payload != answer.payload:
-            task.raw_payload = answer.payload
+        payload = storable_json(answer.payload)
+        if task.raw_payload != payload:
+            task.raw_payload = payload
             fields.add("raw_payload")
         for field, healthy in (("consecutive_errors", 0), ("not_found_count", 0), ("last_error", "")):
             if getattr(task, field) != healthy:
