@@ -6,6 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import models, transaction
@@ -34,6 +35,12 @@ PROGRESS_MILESTONES = (25, 50, 75)
 
 NOT_FOUND_CODE = "task_not_found"
 
+# Fields the poller writes on every poll that no page shows as "news": writing only these
+# does not bump changed_at, so an idle dashboard's refresh stays empty.
+BOOKKEEPING_FIELDS = frozenset(
+    {"last_polled_at", "next_poll_at", "poll_count", "lease_token", "raw_payload", "consecutive_errors"}
+)
+
 
 class VideoTaskQuerySet(models.QuerySet):
     def visible_to(self, user: Any) -> VideoTaskQuerySet:
@@ -59,6 +66,46 @@ class VideoTaskQuerySet(models.QuerySet):
         return self.filter(status__in=ACTIVE_STATUSES, polling_stopped=False).filter(
             Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now)
         )
+
+    def matching(self, text: str) -> VideoTaskQuerySet:
+        """Tasks whose ID, label or model contains `text` (case-insensitive)."""
+        return self.filter(Q(task_id__icontains=text) | Q(label__icontains=text) | Q(model__icontains=text))
+
+    def status_counts(self) -> dict[str, int]:
+        """{status: count} for every status, zeros included, in one grouped query."""
+        counts = dict.fromkeys(Status.values, 0)
+        for row in self.order_by().values("status").annotate(n=models.Count("pk")):
+            counts[row["status"]] = row["n"]
+        return counts
+
+    def fingerprint(self) -> str:
+        """A short text that changes whenever a task here is added, removed or changes in a
+        way a page shows. One indexed query; the live refresh compares it to skip work."""
+        row = self.order_by().aggregate(latest=models.Max("changed_at"), n=models.Count("pk"))
+        latest = row["latest"].isoformat() if row["latest"] else "-"
+        return f"{row['n']}~{latest}"
+
+    def track(self, owner: Any, entries: list[tuple[str, str]]) -> tuple[list[VideoTask], list[str]]:
+        """Start tracking (task_id, label) pairs for `owner`.
+
+        Returns the tasks created and the IDs the owner already tracked (reported, not
+        duplicated). New tasks have no next_poll_at, so the worker polls them at once.
+        """
+        wanted = list(dict.fromkeys(task_id for task_id, _ in entries))
+        labels = dict(reversed(entries))
+        existing = set(self.filter(owner=owner, task_id__in=wanted).values_list("task_id", flat=True))
+        now = timezone.now()
+        created = []
+        with transaction.atomic():
+            for task_id in wanted:
+                if task_id in existing:
+                    continue
+                task = VideoTask.objects.create(
+                    owner=owner, task_id=task_id, label=labels[task_id][:200], created_at=now, changed_at=now
+                )
+                TaskEvent.objects.create(task=task, at=now, kind=TaskEvent.Kind.TRACKED, status=task.status)
+                created.append(task)
+        return created, [task_id for task_id in wanted if task_id in existing]
 
     def claim_due(
         self, limit: int, lease: timedelta, *, due_before: datetime | None = None
@@ -122,6 +169,9 @@ class VideoTask(models.Model):
     lease_token = models.UUIDField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # Bumped whenever something a person sees changes (not on every poll), so a live page
+    # can ask "anything new since X?" with one indexed query.
+    changed_at = models.DateTimeField(default=timezone.now, editable=False)
 
     objects = VideoTaskQuerySet.as_manager()
 
@@ -137,8 +187,10 @@ class VideoTask(models.Model):
                 name="videotask_due",
                 condition=Q(status__in=ACTIVE_STATUSES, polling_stopped=False),
             ),
-            # The dashboard: one user's tasks, newest first.
-            models.Index(fields=["owner", "-created_at"], name="videotask_owner_recent"),
+            # The dashboard: one user's tasks, newest first (keyset pagination).
+            models.Index(fields=["owner", "-created_at", "-id"], name="videotask_owner_recent"),
+            # The live refresh: "has anything of this user's changed since X?"
+            models.Index(fields=["owner", "changed_at"], name="videotask_owner_changed"),
         ]
 
     def __str__(self) -> str:
@@ -147,6 +199,50 @@ class VideoTask(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def link_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def download_url(self) -> str:
+        """The provider's direct link, only if it is http(s) and not yet expired; else ""."""
+        if self.status != Status.COMPLETED or self.link_expired:
+            return ""
+        return self.url if urlsplit(self.url).scheme.lower() in ("http", "https") else ""
+
+    @property
+    def is_retrying(self) -> bool:
+        return not self.is_terminal and bool(self.last_error)
+
+    def live_token(self) -> str:
+        """Changes whenever the task page would show something new (including "last checked")."""
+        polled = self.last_polled_at.isoformat() if self.last_polled_at else "-"
+        return f"{self.changed_at.isoformat()}~{polled}"
+
+    def phase_durations(self, events: list[TaskEvent]) -> dict[str, timedelta]:
+        """How long the task waited in the queue and how long it processed, from its timeline."""
+        started = events[0].at if events else self.created_at
+        processing_at = finished_at = None
+        for event in events:
+            if event.kind != TaskEvent.Kind.STATUS:
+                continue
+            if event.status == Status.PROCESSING and processing_at is None:
+                processing_at = event.at
+            if event.status in TERMINAL_STATUSES:
+                finished_at = event.at
+        now = timezone.now()
+        durations = {}
+        if processing_at:
+            durations["queued"] = processing_at - started
+            durations["processing"] = (finished_at or now) - processing_at
+        elif finished_at:
+            durations["queued"] = finished_at - started
+        else:
+            durations["queued"] = now - started
+        if finished_at:
+            durations["total"] = finished_at - started
+        return durations
 
     def apply_snapshot(self, snapshot: Snapshot, now: datetime) -> tuple[set[str], list[TaskEvent]]:
         """Fold a normalised provider answer into this task, in memory.
@@ -203,6 +299,8 @@ class VideoTask(models.Model):
         finished meanwhile), in which case nothing is written."""
         values = {field: getattr(self, field) for field in fields}
         values["lease_token"] = None
+        if fields - BOOKKEEPING_FIELDS:
+            self.changed_at = values["changed_at"] = timezone.now()
         with transaction.atomic():
             updated = VideoTask.objects.filter(
                 pk=self.pk, lease_token=token, status__in=ACTIVE_STATUSES
@@ -242,16 +340,21 @@ class VideoTask(models.Model):
 
     def stop_polling(self) -> None:
         """Admin action: keep the task but never ask the provider about it again."""
-        VideoTask.objects.filter(pk=self.pk).update(polling_stopped=True, lease_token=None)
+        VideoTask.objects.filter(pk=self.pk).update(
+            polling_stopped=True, lease_token=None, changed_at=timezone.now()
+        )
         TaskEvent.objects.create(
             task=self, kind=TaskEvent.Kind.NOTE, status=self.status, message="Polling stopped."
         )
 
-    def poll_soon(self) -> None:
-        """Make the task due now (resuming it if it was stopped); a terminal task stays as it is."""
-        now = timezone.now()
-        VideoTask.objects.filter(pk=self.pk, status__in=ACTIVE_STATUSES).update(
-            polling_stopped=False, next_poll_at=now, lease_token=None
+    def poll_soon(self) -> bool:
+        """Make the task due now (resuming it if it was stopped); a terminal task stays as it is.
+        Returns whether the task will be polled."""
+        return (
+            VideoTask.objects.filter(pk=self.pk, status__in=ACTIVE_STATUSES).update(
+                polling_stopped=False, next_poll_at=timezone.now(), lease_token=None
+            )
+            == 1
         )
 
 
@@ -278,6 +381,59 @@ class TaskEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class WorkerHeartbeatQuerySet(models.QuerySet):
+    def latest_seen(self) -> datetime | None:
+        return self.order_by().aggregate(latest=models.Max("last_seen_at"))["latest"]
+
+
+class WorkerHeartbeat(models.Model):
+    """One row per poll_videos process: when it was last alive and what it has done.
+
+    The dashboard and /healthz read it to say whether polling is happening at all.
+    """
+
+    name = models.CharField(max_length=200, unique=True, help_text="host:pid")
+    started_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now, db_index=True)
+    passes = models.PositiveBigIntegerField(default=0)
+    tasks_polled = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WorkerHeartbeatQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "worker"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def beat(cls, name: str, *, started_at: datetime, passes: int, polled: int, errors: int) -> None:
+        """Record that worker `name` is alive, adding to its counters."""
+        now = timezone.now()
+        updated = cls.objects.filter(name=name).update(
+            last_seen_at=now,
+            stopped_at=None,
+            passes=F("passes") + passes,
+            tasks_polled=F("tasks_polled") + polled,
+            errors=F("errors") + errors,
+        )
+        if not updated:
+            cls.objects.create(
+                name=name,
+                started_at=started_at,
+                last_seen_at=now,
+                passes=passes,
+                tasks_polled=polled,
+                errors=errors,
+            )
+
+    @classmethod
+    def stopped(cls, name: str) -> None:
+        cls.objects.filter(name=name).update(stopped_at=timezone.now())
 
 
 def key_fingerprint(api_key: str) -> str:

@@ -4,9 +4,12 @@ from django.urls import path
 
 from videos import views
 
-app_name = "videos"
-
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("tasks/live/", views.dashboard_live, name="dashboard_live"),
+    path("tasks/track/", views.track_tasks, name="track_tasks"),
     path("tasks/<int:pk>/", views.task_detail, name="task_detail"),
+    path("tasks/<int:pk>/refresh/", views.refresh_task, name="refresh_task"),
+    path("tasks/<int:pk>/stop/", views.stop_tracking, name="stop_tracking"),
+    path("status/", views.worker_status, name="worker_status"),
 ]

@@ -1,22 +1,206 @@
+"""The dashboard's pages and htmx fragments. Every lookup goes through
+`VideoTask.objects.visible_to(request.user)`: another user's task is a 404, never a 403."""
+
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
 
-from videos.models import VideoTask
+from videos.forms import TrackTasksForm
+from videos.listing import Listing
+from videos.models import Status, VideoTask
+from videos.worker_status import WorkerStatus
+
+# How often a page with unfinished tasks asks for news (seconds).
+LIVE_EVERY = 3
+STOP_POLLING = 286  # htmx: swap this answer, then stop polling
+
+
+def _dashboard_context(request: HttpRequest, listing: Listing) -> dict:
+    tasks = VideoTask.objects.visible_to(request.user)
+    page = listing.page(tasks)
+    return {
+        "listing": listing,
+        "page": page,
+        "counts": tasks.status_counts(),
+        "live": _live_attrs(tasks.fingerprint(), page.ids) if page.any_active else None,
+        "live_every": LIVE_EVERY,
+    }
+
+
+def _live_attrs(token: str, ids: str) -> str:
+    return json.dumps({"token": token, "ids": ids})
 
 
 @require_GET
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    tasks = VideoTask.objects.visible_to(request.user)[:100]
-    return render(request, "videos/dashboard.html", {"tasks": tasks})
+    listing = Listing.from_query(request.GET)
+    for problem in listing.problems:
+        messages.warning(request, problem)
+    context = _dashboard_context(request, listing)
+    context["form"] = TrackTasksForm()
+    context["worker"] = WorkerStatus.current()
+    context["status_choices"] = Status.choices
+    return render(request, "videos/dashboard.html", context)
 
 
 @require_GET
 @login_required
+def dashboard_live(request: HttpRequest) -> HttpResponse:
+    """The dashboard's refresh: nothing (204) when nothing changed, else the changed rows.
+
+    An unchanged refresh costs one indexed aggregate query and renders no template.
+    """
+    tasks = VideoTask.objects.visible_to(request.user)
+    token = tasks.fingerprint()
+    client_token = request.GET.get("token", "")
+    if token == client_token:
+        return HttpResponse(status=204)
+
+    listing = Listing.from_query(request.GET)
+    shown = _parse_ids(request.GET.get("ids", ""))
+    since = _token_time(client_token)
+    if since and shown and client_token.partition("~")[0] == token.partition("~")[0]:
+        # The same tasks as before, some changed: send only their rows.
+        rows = list(tasks.filter(pk__in=shown, changed_at__gt=since))
+        context = {"rows": rows, "ids": ",".join(map(str, shown)), "full": False}
+        any_active = tasks.filter(pk__in=shown).active().exists()
+    else:
+        # Tasks were added or removed (another tab, the admin): redraw the page.
+        page = listing.page(tasks)
+        context = {"page": page, "ids": page.ids, "full": True}
+        any_active = page.any_active
+    context.update(
+        listing=listing,
+        counts=tasks.status_counts(),
+        live=_live_attrs(token, context["ids"]) if any_active else None,
+        live_every=LIVE_EVERY,
+    )
+    response = render(request, "videos/_dashboard_update.html", context)
+    if not any_active:
+        response.status_code = STOP_POLLING
+    return response
+
+
+def _parse_ids(text: str) -> list[int]:
+    return [int(part) for part in text.split(",")[:200] if part.isdigit() and len(part) < 19]
+
+
+def _token_time(token: str) -> datetime | None:
+    """The "latest change" a page was drawn at, from its token; None if it is not one of ours."""
+    try:
+        when = datetime.fromisoformat(token.partition("~")[2])
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
+
+
+@require_POST
+@login_required
+def track_tasks(request: HttpRequest) -> HttpResponse:
+    form = TrackTasksForm(request.POST)
+    created: list[VideoTask] = []
+    already: list[str] = []
+    if form.is_valid():
+        created, already = VideoTask.objects.track(request.user, form.entries)
+    if not request.htmx:
+        for text in _track_messages(form, created, already):
+            messages.info(request, text)
+        return redirect("/")
+    listing = Listing.from_query(request.GET)
+    context = _dashboard_context(request, listing)
+    context.update(
+        form=TrackTasksForm() if form.is_valid() else form,
+        created=created,
+        already=already,
+        rejected=getattr(form, "rejected", []),
+        tracked=True,
+    )
+    return render(request, "videos/_track_result.html", context)
+
+
+def _track_messages(form: TrackTasksForm, created: list[VideoTask], already: list[str]) -> list[str]:
+    texts = []
+    if created:
+        texts.append(f"Now tracking {len(created)} task(s).")
+    if already:
+        texts.append("Already tracked: " + ", ".join(already))
+    texts.extend(getattr(form, "rejected", []))
+    if not form.is_valid():
+        texts.extend(error for errors in form.errors.values() for error in errors)
+    return texts
+
+
+@require_GET
+@login_required
+@vary_on_headers("HX-Request")
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(VideoTask.objects.visible_to(request.user), pk=pk)
-    return render(request, "videos/task_detail.html", {"task": task, "events": task.events.all()})
+    if request.htmx and request.GET.get("token") == task.live_token():
+        return HttpResponse(status=204)
+    events = list(task.events.all())
+    context = {
+        "task": task,
+        "events": events,
+        "durations": task.phase_durations(events),
+        "live_every": LIVE_EVERY,
+    }
+    if request.htmx:
+        context["fragment"] = True
+        response = render(request, "videos/_task_detail.html", context)
+        if task.is_terminal:
+            response.status_code = STOP_POLLING
+        return response
+    context["worker"] = WorkerStatus.current()
+    return render(request, "videos/task_detail.html", context)
+
+
+@require_POST
+@login_required
+def refresh_task(request: HttpRequest, pk: int) -> HttpResponse:
+    task = get_object_or_404(VideoTask.objects.visible_to(request.user), pk=pk)
+    if task.poll_soon():
+        messages.success(request, "Asked the worker to check this task now.")
+    else:
+        messages.info(request, "This task has finished; the provider will not be asked again.")
+    if request.htmx:
+        task.refresh_from_db()
+        events = list(task.events.all())
+        context = {
+            "task": task,
+            "events": events,
+            "durations": task.phase_durations(events),
+            "live_every": LIVE_EVERY,
+            "fragment": True,
+        }
+        return render(request, "videos/_task_detail.html", context)
+    return redirect(f"/tasks/{task.pk}/")
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def stop_tracking(request: HttpRequest, pk: int) -> HttpResponse:
+    task = get_object_or_404(VideoTask.objects.visible_to(request.user), pk=pk)
+    if request.method == "GET":
+        return render(request, "videos/stop_tracking.html", {"task": task})
+    name = str(task)
+    task.delete()
+    messages.success(request, f"Stopped tracking {name}.")
+    if request.htmx:
+        return HttpResponseClientRedirect("/")
+    return redirect("/")
+
+
+@require_GET
+@login_required
+def worker_status(request: HttpRequest) -> HttpResponse:
+    return render(request, "videos/_worker_status.html", {"worker": WorkerStatus.current()})

@@ -6,21 +6,51 @@ The command only drives `videos.polling.Poller`; what a pass does is documented 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import time
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, InterfaceError, close_old_connections, connections
+from django.utils import timezone
 
-from videos.polling import Poller, backoff_delay
+from videos.models import WorkerHeartbeat
+from videos.polling import PassReport, Poller, backoff_delay
 
 logger = logging.getLogger("videos.poller")
 
 # How often an idle worker looks for due tasks. Each task's own cadence is set by its
 # next_poll_at; this only bounds how late a "poll now" is noticed.
 IDLE_CHECK_SECONDS = 1.0
+# The heartbeat is written at most this often, not on every idle check.
+HEARTBEAT_SECONDS = 5.0
+
+
+class Heartbeat:
+    """Counts passes in memory and writes them to WorkerHeartbeat now and then."""
+
+    def __init__(self) -> None:
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.started_at = timezone.now()
+        self.last_write = float("-inf")
+        self.passes = self.polled = self.errors = 0
+
+    def add(self, report: PassReport) -> None:
+        self.passes += 1
+        self.polled += report.polled
+        self.errors += report.errors
+        if time.monotonic() - self.last_write >= HEARTBEAT_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        WorkerHeartbeat.beat(
+            self.name, started_at=self.started_at, passes=self.passes, polled=self.polled, errors=self.errors
+        )
+        self.passes = self.polled = self.errors = 0
+        self.last_write = time.monotonic()
 
 
 class Command(BaseCommand):
@@ -58,10 +88,12 @@ class Command(BaseCommand):
             poller.concurrency,
         )
         database_failures = 0
+        heartbeat = Heartbeat()
         while not self.shutdown:
             close_old_connections()
             try:
                 report = poller.run_pass(should_stop=lambda: self.shutdown)
+                heartbeat.add(report)
                 database_failures = 0
             except (DatabaseError, InterfaceError):
                 # The database went away (restart, failover): drop the connections and
@@ -75,6 +107,11 @@ class Command(BaseCommand):
                 continue
             if report.claimed == 0:
                 self._sleep(min(IDLE_CHECK_SECONDS, settings.VIDEO_POLL_INTERVAL))
+        try:
+            heartbeat.flush()
+            WorkerHeartbeat.stopped(heartbeat.name)
+        except DatabaseError:
+            logger.warning("could not record the worker's stop", exc_info=True)
         logger.info("poller stopped")
 
     def _sleep(self, seconds: float) -> None:

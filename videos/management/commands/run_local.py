@@ -7,6 +7,7 @@ the poller side by side until Ctrl-C, which stops both.
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,11 +43,12 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
-        children = [
-            subprocess.Popen([sys.executable, MANAGE, "runserver", f"{addr}:{port}", "--noreload"]),
-            subprocess.Popen([sys.executable, MANAGE, "poll_videos"]),
-        ]
+        children = [subprocess.Popen([sys.executable, MANAGE, "runserver", f"{addr}:{port}", "--noreload"])]
         try:
+            # The sandbox provider is served by that web server: let it come up before the
+            # poller's first pass, or every demo task starts with a "connection refused".
+            self._wait_for_port(addr, port, children[0])
+            children.append(subprocess.Popen([sys.executable, MANAGE, "poll_videos"]))
             # When either one dies, the product is broken: stop the other as well.
             while not stopping and all(child.poll() is None for child in children):
                 time.sleep(0.2)
@@ -62,3 +64,13 @@ class Command(BaseCommand):
         failed = [child for child in children if child.returncode not in (0, -signal.SIGTERM, -signal.SIGINT)]
         if failed and not stopping:
             raise CommandError("The web server or the poller stopped unexpectedly; see above.")
+
+    @staticmethod
+    def _wait_for_port(addr: str, port: int, server: subprocess.Popen, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                with socket.create_connection((addr, port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
