@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
+from django.core.validators import ProhibitNullCharactersValidator
 
 from videos.client import InvalidTaskId, validate_task_id
 
@@ -21,6 +24,13 @@ class TrackTasksForm(forms.Form):
         help_text="One per line. Anything after the ID on the same line becomes its label.",
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A NUL byte on one pasted line is that line's problem (reported below), not a
+        # reason to refuse the whole paste, as Django's default validator would.
+        field = self.fields["task_ids"]
+        field.validators = [v for v in field.validators if not isinstance(v, ProhibitNullCharactersValidator)]
+
     def clean_task_ids(self) -> str:
         text = self.cleaned_data["task_ids"]
         lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -30,7 +40,9 @@ class TrackTasksForm(forms.Form):
         self.rejected: list[str] = []
         for number, line in enumerate(lines, start=1):
             task_id, *rest = line.split(maxsplit=1)
-            label = rest[0] if rest else ""
+            # Labels are free text, but control characters (NUL above all, which PostgreSQL
+            # refuses) have no place in one.
+            label = "".join(ch for ch in rest[0] if ch.isprintable()) if rest else ""
             try:
                 self.entries.append((validate_task_id(task_id), label.strip()[:200]))
             except InvalidTaskId as error:

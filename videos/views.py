@@ -122,7 +122,8 @@ def track_tasks(request: HttpRequest) -> HttpResponse:
         form=TrackTasksForm() if form.is_valid() else form,
         created=created,
         already=already,
-        rejected=getattr(form, "rejected", []),
+        # When nothing was valid, the form's own errors already list every line.
+        rejected=form.rejected if form.is_valid() else [],
         tracked=True,
     )
     return render(request, "videos/_track_result.html", context)
