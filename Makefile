@@ -12,7 +12,7 @@ PORT ?= 8000
 LOCAL_ENV := DEBUG=1 VIDEO_SANDBOX=1 \
 	VIDEO_API_BASE_URL=http://127.0.0.1:$(PORT)/sandbox/v1 VIDEO_API_KEY=sandbox-local-key
 
-.PHONY: install run test lint check bench clean
+.PHONY: install run test lint bench bench-dashboard clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -35,8 +35,10 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
 
-bench: $(STAMP)
-	$(PY) bench/poll_bench.py
+bench: bench-dashboard
+
+bench-dashboard: $(STAMP)
+	$(PY) bench/dashboard_bench.py
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache
