@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import OperationalError
+from django.utils import timezone
 
 from dashboard import health
+from videos.models import WorkerHeartbeat
 
 
 @pytest.mark.django_db
@@ -12,7 +16,11 @@ def test_healthz_answers_over_plain_http_for_any_host(client, settings):
     settings.ALLOWED_HOSTS = ["videos.example.com"]
     response = client.get("/healthz", HTTP_HOST="10.0.0.7:8000")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {
+        "status": "ok",
+        "database": "ok",
+        "worker": {"last_seen": None, "alive": False},
+    }
     assert response["Cache-Control"] == "no-store"
 
 
@@ -37,3 +45,12 @@ def test_healthz_says_503_when_the_database_is_down(client, monkeypatch):
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["database"] == "error"
+
+
+@pytest.mark.django_db
+def test_healthz_reports_the_worker(client):
+    seen = timezone.now() - timedelta(seconds=5)
+    WorkerHeartbeat.objects.create(name="host:1", last_seen_at=seen)
+    assert client.get("/healthz").json()["worker"] == {"last_seen": seen.isoformat(), "alive": True}
+    WorkerHeartbeat.objects.filter(name="host:1").update(last_seen_at=seen - timedelta(minutes=5))
+    assert client.get("/healthz").json()["worker"]["alive"] is False

@@ -149,3 +149,50 @@ def test_the_loop_keeps_polling_until_the_task_finishes(provider, owner):
     time.sleep(0.5)
     # Terminal: no request after the completing one.
     assert len(provider.requests_for("loop")) == 3
+
+
+@pytest.fixture
+def keep_signal_handlers():
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+@pytest.mark.django_db(transaction=True)  # the loop closes and reopens connections
+def test_the_loop_survives_a_lost_database_and_records_its_heartbeat(
+    settings, monkeypatch, keep_signal_handlers
+):
+    from django.core.management import call_command
+    from django.db import OperationalError
+
+    from videos.management.commands import poll_videos
+    from videos.models import WorkerHeartbeat
+    from videos.polling import PassReport
+
+    settings.VIDEO_API_BASE_URL = "http://127.0.0.1:9/v1"
+    calls = []
+
+    class FlakyPoller:
+        client = type("C", (), {"base_url": "http://127.0.0.1:9/v1"})()
+        concurrency = 1
+
+        def run_pass(self, should_stop):
+            calls.append(time.monotonic())
+            if len(calls) == 1:
+                raise OperationalError("server closed the connection unexpectedly")
+            if len(calls) == 3:
+                os.kill(os.getpid(), signal.SIGTERM)  # as the platform would
+            return PassReport(claimed=1, polled=1)
+
+        def close(self):
+            calls.append("closed")
+
+    monkeypatch.setattr(poll_videos.Poller, "from_settings", classmethod(lambda cls: FlakyPoller()))
+    monkeypatch.setattr(poll_videos, "backoff_delay", lambda base, attempt: 0.05)
+    call_command("poll_videos")
+    assert len(calls) == 4  # failed, recovered, signalled, then closed
+    assert calls[-1] == "closed"
+    beat = WorkerHeartbeat.objects.get()
+    assert beat.tasks_polled == 2
+    assert beat.stopped_at is not None
