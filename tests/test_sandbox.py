@@ -75,7 +75,8 @@ def test_openai_vocabulary_progresses_queued_in_progress_completed():
     assert done["created_at"] == created
     assert done["completed_at"] in (created + 100, created + 101)
     assert done["expires_at"] == done["completed_at"] + 3600
-    assert done["url"] == f"{BASE}/videos/{video.video_id}/content"
+    assert done["url"] == sandbox.content_url(video, BASE)
+    assert done["url"].startswith(f"{BASE}/videos/{video.video_id}/content?expires=")
     assert done["error"] is None
     assert done["seconds"] == "4"
     assert done["size"] == "1280x720"
@@ -99,7 +100,7 @@ def test_gateway_vocabulary_progresses_pending_processing_succeeded():
     assert done["expires_at"] == done["completed_at"] + 3_600_000
     assert "url" not in done
     link = done.get("video_url") or done.get("metadata", {}).get("url")
-    assert link == f"{BASE}/videos/{video.video_id}/content"
+    assert link == sandbox.content_url(video, BASE)
     assert "completed_at" not in payloads[30]
 
 
@@ -142,7 +143,7 @@ def test_defaults_are_drawn_at_random_within_bounds():
 def test_the_poller_normalises_every_phase(vocabulary):
     completes = sandbox.create_video(duration_seconds=100, outcome="completed", vocabulary=vocabulary)
     fails = sandbox.create_video(duration_seconds=100, outcome="failed", vocabulary=vocabulary)
-    link = f"{BASE}/videos/{completes.video_id}/content"
+    link = sandbox.content_url(completes, BASE)
 
     def at(video: SandboxVideo, seconds: int):
         return normalize(
@@ -174,7 +175,7 @@ def test_status_endpoint_answers_the_payload_with_an_absolute_link(client):
     assert response.status_code == 200
     data = response.json()
     assert data["status"] == "completed"
-    assert data["url"] == f"http://testserver/sandbox/v1/videos/{video.video_id}/content"
+    assert data["url"] == sandbox.content_url(video, "http://testserver/sandbox/v1")
 
 
 def test_links_follow_the_scheme_the_proxy_reports(client, settings):
@@ -510,3 +511,22 @@ def test_seed_demo_again_resets_the_password_and_adds_only_with_more(sandbox_on)
     VideoTask.objects.update(status="completed")
     call_command("seed_demo", stdout=StringIO())
     assert VideoTask.objects.active().count() == 6
+
+
+def test_a_signed_link_serves_the_video_without_the_key_until_it_expires(client, settings):
+    settings.VIDEO_API_KEY = "sk-sandbox-secret"
+    video = past_video(300, duration_seconds=60, outcome="completed")
+    link = sandbox.content_url(video, "http://testserver/sandbox/v1").removeprefix("http://testserver")
+    response = client.get(link)  # no Authorization header: a browser following the link
+    assert response.status_code == 200
+    assert response["Content-Type"] == "video/mp4"
+    assert b"".join(response.streaming_content)[4:8] == b"ftyp"
+    # The link is stable across polls, so the poller does not see it change.
+    assert sandbox.content_url(video, "http://testserver/sandbox/v1").endswith(link)
+    tampered = link.replace("expires=", "expires=9")
+    assert client.get(tampered).status_code == 401
+    other = past_video(300, duration_seconds=60, outcome="completed")
+    assert client.get(link.replace(video.video_id, other.video_id)).status_code == 401
+    expired = past_video(2 * 3600, duration_seconds=60, outcome="completed")
+    old_link = sandbox.content_url(expired, "http://testserver/sandbox/v1").removeprefix("http://testserver")
+    assert client.get(old_link).status_code == 401

@@ -21,8 +21,9 @@ import secrets
 import zlib
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
+from django.core import signing
 from django.utils import timezone
 
 from videos.models import SandboxVideo
@@ -144,8 +145,31 @@ def failure(video: SandboxVideo) -> tuple[str, str]:
 
 
 def content_url(video: SandboxVideo, base_url: str) -> str:
-    """The absolute download link; `base_url` is the API root, e.g. http://host/sandbox/v1."""
-    return f"{base_url.rstrip('/')}/videos/{quote(video.video_id, safe='')}/content"
+    """The absolute download link; `base_url` is the API root, e.g. http://host/sandbox/v1.
+
+    Like a CDN's signed URL it works without the API key until it expires, so a browser
+    can follow it from the dashboard. It is the same on every poll (the signature covers
+    the video and its expiry, not the time of asking), so polling does not see it change.
+    """
+    expires = int((finished_at(video) + LINK_LIFETIME).timestamp())
+    signature = _link_signer().sign(f"{video.video_id}:{expires}").rpartition(":")[2]
+    query = urlencode({"expires": expires, "signature": signature})
+    return f"{base_url.rstrip('/')}/videos/{quote(video.video_id, safe='')}/content?{query}"
+
+
+def signed_link_is_valid(video_id: str, expires: str, signature: str, now: datetime) -> bool:
+    """Whether a link from content_url() is genuine and not yet expired."""
+    if not expires.isdigit() or len(expires) > 12 or int(expires) <= now.timestamp():
+        return False
+    try:
+        _link_signer().unsign(f"{video_id}:{expires}:{signature}")
+    except signing.BadSignature:
+        return False
+    return True
+
+
+def _link_signer() -> signing.Signer:
+    return signing.Signer(salt="videos.sandbox.content-link")
 
 
 def video_payload(video: SandboxVideo, now: datetime, *, base_url: str) -> dict[str, Any]:

@@ -204,9 +204,18 @@ def remix(request: HttpRequest, video_id: str) -> HttpResponse:
     return JsonResponse(payload)
 
 
-@api_view("GET")
+@csrf_exempt
+@require_http_methods(["GET"])
 def content(request: HttpRequest, video_id: str) -> HttpResponse:
-    """The bytes of a completed video: the same small sample for every one."""
+    """The bytes of a completed video, with the API key or through a signed link."""
+    expires, signature = request.GET.get("expires", ""), request.GET.get("signature", "")
+    if signature and sandbox.signed_link_is_valid(video_id, expires, signature, timezone.now()):
+        return _content(request, video_id)
+    return _content_with_key(request, video_id)
+
+
+def _content(request: HttpRequest, video_id: str) -> HttpResponse:
+    """The same small sample for every completed video."""
     found = sandbox.get_video(video_id)
     if found is None:
         return not_found(video_id)
@@ -226,3 +235,6 @@ def content(request: HttpRequest, video_id: str) -> HttpResponse:
         # The sample files ship in static/sandbox/; without them this is a broken checkout.
         raise FileNotFoundError(f"Sandbox sample {name} is missing from the static files.")
     return FileResponse(open(path, "rb"), content_type=content_type, filename=f"{found.video_id}.{extension}")
+
+
+_content_with_key = api_view("GET")(_content)
