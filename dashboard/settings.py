@@ -179,6 +179,9 @@ VIDEO_POLL_INTERVAL = env_float("VIDEO_POLL_INTERVAL", 5.0, minimum=0.1, maximum
 VIDEO_API_TIMEOUT = env_float("VIDEO_API_TIMEOUT", 20.0, minimum=1, maximum=300)
 VIDEO_API_MAX_RESPONSE_BYTES = env_int("VIDEO_API_MAX_RESPONSE_BYTES", 1_048_576, minimum=1024)
 VIDEO_POLL_CONCURRENCY = env_int("VIDEO_POLL_CONCURRENCY", 16, minimum=1, maximum=512)
+# A ceiling on requests per second to the provider, shared by a worker's threads; 0 = none.
+# With several workers, give each its share of the provider's limit.
+VIDEO_API_MAX_RPS = env_float("VIDEO_API_MAX_RPS", 0.0, minimum=0, maximum=10_000)
 
 # The built-in sandbox provider, served by this app under /sandbox/v1/ for local runs and
 # demos. Off unless enabled: in production it would be a free fake video API.

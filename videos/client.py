@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC
@@ -81,6 +82,27 @@ class TaskAnswer:
     payload: dict[str, Any]
     # Seconds the provider asks us to wait before the next poll (openai-poll-after-ms).
     poll_after: float | None = None
+
+
+class RateLimiter:
+    """At most `rate` requests a second to one provider, shared by every thread.
+
+    Requests are spaced evenly (no burst allowance), so no one-second window ever holds
+    more than `rate` + 1 of them.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            time.sleep(slot - now)
 
 
 def validate_task_id(task_id: str) -> str:
@@ -169,12 +191,14 @@ class VideoAPIClient:
         connect_timeout: float = 5.0,
         max_response_bytes: int = 1_048_576,
         pool_size: int = 16,
+        max_rps: float = 0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
         self.connect_timeout = min(connect_timeout, timeout)
         self.max_response_bytes = max_response_bytes
+        self._limiter = RateLimiter(max_rps) if max_rps > 0 else None
         self.session = requests.Session()
         self.session.max_redirects = 3
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
@@ -205,6 +229,8 @@ class VideoAPIClient:
         raise self._error_for(status_code, headers, data)
 
     def _get(self, url: str) -> tuple[int, Any, bytes]:
+        if self._limiter is not None:
+            self._limiter.acquire()
         started = time.monotonic()
         try:
             with self.session.get(url, timeout=(self.connect_timeout, self.timeout), stream=True) as response:
@@ -300,6 +326,7 @@ __all__ = [
     "ProviderError",
     "QuotaExceeded",
     "RateLimited",
+    "RateLimiter",
     "TaskAnswer",
     "TransientError",
     "VideoAPIClient",

@@ -157,6 +157,10 @@ class VideoTask(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     raw_payload = models.JSONField(null=True, blank=True, help_text="The last JSON object the provider sent.")
+    # When the provider was first seen processing, and the finish that progress so far
+    # points to (see estimate_finish); shown as "ETA", and used to poll near the end.
+    processing_started_at = models.DateTimeField(null=True, blank=True)
+    eta_at = models.DateTimeField("ETA", null=True, blank=True)
 
     # The poller's bookkeeping.
     last_polled_at = models.DateTimeField(null=True, blank=True)
@@ -256,8 +260,8 @@ class VideoTask(models.Model):
         changed: set[str] = set()
         events: list[TaskEvent] = []
 
-        def put(field: str, value: Any) -> None:
-            if value is not None and getattr(self, field) != value:
+        def put(field: str, value: Any, *, clear: bool = False) -> None:
+            if (value is not None or clear) and getattr(self, field) != value:
                 setattr(self, field, value)
                 changed.add(field)
 
@@ -284,6 +288,12 @@ class VideoTask(models.Model):
         if new_status in TERMINAL_STATUSES:
             # Some gateways fill completed_at while still running: only trust it now.
             put("completed_at", snapshot.completed_at or now)
+            put("eta_at", None, clear=True)
+        elif new_status == Status.PROCESSING:
+            if self.processing_started_at is None:
+                put("processing_started_at", now)
+            if self.progress != previous_progress:
+                put("eta_at", self.estimate_finish(now))
 
         if self.status != previous_status:
             events.append(self._event(TaskEvent.Kind.STATUS, now, previous_status=previous_status))
@@ -293,21 +303,44 @@ class VideoTask(models.Model):
                 events.append(self._event(TaskEvent.Kind.PROGRESS, now, previous_status=previous_status))
         return changed, events
 
-    def save_poll_result(self, token: uuid.UUID, fields: set[str], events: list[TaskEvent]) -> bool:
-        """Write a poll's outcome: only `fields`, only while our lease holds, never over a
-        terminal state. Returns False when the write was fenced off (lease lost or task
-        finished meanwhile), in which case nothing is written."""
-        values = {field: getattr(self, field) for field in fields}
-        values["lease_token"] = None
-        if fields - BOOKKEEPING_FIELDS:
-            self.changed_at = values["changed_at"] = timezone.now()
+    @staticmethod
+    def save_poll_results(results: list[tuple[VideoTask, set[str], list[TaskEvent]]]) -> set[int]:
+        """Write a batch of poll outcomes in one transaction: for each task only its changed
+        `fields`, only while its lease holds (the token it was claimed with), never over a
+        terminal state. Returns the pks written; a fenced-off task (lease lost, or finished
+        meanwhile) is skipped and its events are not recorded."""
+        written: set[int] = set()
+        now = timezone.now()
         with transaction.atomic():
-            updated = VideoTask.objects.filter(
-                pk=self.pk, lease_token=token, status__in=ACTIVE_STATUSES
-            ).update(**values)
-            if updated and events:
+            for task, fields, _events in results:
+                values = {field: getattr(task, field) for field in fields}
+                values["lease_token"] = None
+                if fields - BOOKKEEPING_FIELDS:
+                    task.changed_at = values["changed_at"] = now
+                updated = VideoTask.objects.filter(
+                    pk=task.pk, lease_token=task.lease_token, status__in=ACTIVE_STATUSES
+                ).update(**values)
+                if updated:
+                    written.add(task.pk)
+            events = [
+                event for task, _f, task_events in results if task.pk in written for event in task_events
+            ]
+            if events:
                 TaskEvent.objects.bulk_create(events)
-        return updated == 1
+        for task, _f, _e in results:
+            if task.pk in written:
+                task.lease_token = None
+        return written
+
+    def estimate_finish(self, now: datetime) -> datetime | None:
+        """When the job should finish if it keeps the pace it has had since it started
+        processing; None while progress is too small to say (early numbers are noise)."""
+        if self.processing_started_at is None or not 5 <= self.progress < 100:
+            return None
+        elapsed = now - self.processing_started_at
+        if elapsed < timedelta(seconds=5):
+            return None
+        return self.processing_started_at + elapsed * (100 / self.progress)
 
     def apply_not_found(self, now: datetime) -> tuple[set[str], list[TaskEvent]]:
         """Count a "not found" answer; the task fails only after NOT_FOUND_LIMIT in a row."""

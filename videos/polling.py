@@ -1,21 +1,28 @@
 """The poll engine: claim due tasks, ask the provider, fold the answers in, schedule.
 
-HTTP runs in a pool of threads and never inside a database transaction; the database is
-only touched from the calling thread, in short writes of the changed fields. One task's bad
-answer or an exception while handling it is recorded on that task and never stops the pass.
+One pass keeps up to two rounds of requests queued for a pool of threads, claiming more
+due tasks as answers come back, so the threads never wait on the database. HTTP never runs
+inside a database transaction; answers are folded in on the calling thread and written in
+small batches, one short transaction each, touching only the fields that changed. One
+task's bad answer, or an exception while handling it, is recorded on that task and never
+stops the pass.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import random
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from videos.client import (
@@ -27,7 +34,7 @@ from videos.client import (
     TaskAnswer,
     VideoAPIClient,
 )
-from videos.fetch_pool import FetchPool
+from videos.fetch_pool import NOT_RUN, FetchPool
 from videos.models import ProviderState, TaskEvent, VideoTask, key_fingerprint
 from videos.normalize import normalize, storable_json
 
@@ -43,6 +50,10 @@ MAX_BACKOFF = 300.0
 # On shutdown, how long requests already sent may still finish before their tasks are
 # handed back unpolled. Platforms allow 5 s (Fly) to 30 s (Heroku) after SIGTERM.
 SHUTDOWN_GRACE = 2.0
+# Results are written when this many are waiting, or when the oldest has waited this long:
+# one commit per batch instead of one per task, without holding news back noticeably.
+WRITE_BATCH = 50
+WRITE_WAIT = 0.1
 
 
 def steady_delay(interval: float, age: float, rng: Callable[[], float] = random.random) -> float:
@@ -79,6 +90,13 @@ class PassReport:
         return text + (f", provider {self.provider}" if self.provider else "")
 
 
+@dataclass
+class _Result:
+    task: VideoTask
+    fields: set[str]
+    events: list[TaskEvent]
+
+
 class Poller:
     """Polls the due tasks of one provider. `run_pass` is one pass; the command loops it."""
 
@@ -93,8 +111,8 @@ class Poller:
         self.client = client
         self.interval = interval
         self.concurrency = concurrency
-        # Two rounds of requests per claim keeps every thread busy without leasing far
-        # more tasks than this worker can poll before their leases run out.
+        # Two rounds of requests queued keeps every thread busy while answers are folded
+        # in, without leasing far more tasks than this worker can poll in time.
         self.batch_size = concurrency * 2
         per_request = client.connect_timeout + client.timeout
         self.lease = timedelta(seconds=2 * per_request + 30)
@@ -102,6 +120,9 @@ class Poller:
         self.fingerprint = key_fingerprint(client.api_key)
         self._pool = FetchPool(concurrency)
         self._provider: ProviderState | None = None
+        # Set by a fetch thread the moment the provider says "stop" (429, 401/403, quota),
+        # so the other threads send nothing more before the main thread has even seen it.
+        self._halted = threading.Event()
 
     @classmethod
     def from_settings(cls) -> Poller:
@@ -111,6 +132,7 @@ class Poller:
             timeout=settings.VIDEO_API_TIMEOUT,
             max_response_bytes=settings.VIDEO_API_MAX_RESPONSE_BYTES,
             pool_size=settings.VIDEO_POLL_CONCURRENCY,
+            max_rps=settings.VIDEO_API_MAX_RPS,
         )
         return cls(client, interval=settings.VIDEO_POLL_INTERVAL, concurrency=settings.VIDEO_POLL_CONCURRENCY)
 
@@ -126,115 +148,179 @@ class Poller:
         """Poll every task due when the pass starts, once. Returns what happened."""
         report = PassReport()
         started = timezone.now()
-        while not should_stop():
-            self._provider = self.provider_state()
-            if self._provider.is_blocked_for(self.fingerprint):
-                report.provider = "blocked"
+        results: queue.SimpleQueue = queue.SimpleQueue()
+        cancelled = threading.Event()
+        self._halted.clear()
+        in_flight: dict[int, VideoTask] = {}
+        unsent: list[VideoTask] = []
+        writes: list[_Result] = []
+        oldest_write = 0.0
+        claiming = True
+        grace_ends: float | None = None
+
+        while True:
+            if claiming and len(in_flight) < self.concurrency:
+                claimed = self._claim(self.batch_size - len(in_flight), started, report)
+                if not claimed:
+                    claiming = False
+                for task in claimed:
+                    in_flight[task.pk] = task
+                    self._pool.submit(task.pk, partial(self._fetch, task.task_id), results, cancelled)
+            if not in_flight:
                 break
-            if self._provider.is_paused(timezone.now()):
-                report.provider = "paused"
+
+            item = self._next_result(results, 0.02 if writes else 0.2)
+            while item is not None:
+                pk, value, error = item
+                task = in_flight.pop(pk)
+                if value is NOT_RUN:
+                    unsent.append(task)
+                else:
+                    if not writes:
+                        oldest_write = time.monotonic()
+                    writes.append(self._fold(task, value, error))
+                item = self._next_result(results, 0)
+
+            if writes and (
+                len(writes) >= WRITE_BATCH or not in_flight or time.monotonic() - oldest_write >= WRITE_WAIT
+            ):
+                self._write(writes, report)
+                writes = []
+            if claiming and self._halted.is_set():
+                # Nothing more is sent; what is in flight may still answer.
+                claiming = False
+                cancelled.set()
+            if grace_ends is None and should_stop():
+                claiming = False
+                cancelled.set()
+                grace_ends = time.monotonic() + SHUTDOWN_GRACE
+            if grace_ends is not None and time.monotonic() >= grace_ends:
                 break
-            tasks = VideoTask.objects.claim_due(self.batch_size, self.lease, due_before=started)
-            if not tasks:
-                break
-            report.claimed += len(tasks)
-            self._poll_batch(tasks, report, should_stop)
+
+        if writes:
+            self._write(writes, report)
+        leftovers = unsent + list(in_flight.values())
+        if leftovers:
+            report.handed_back += self._hand_back(leftovers)
+        if self._halted.is_set() and not report.provider:
+            report.provider = "blocked" if self._provider_blocked() else "paused"
         if report.polled or report.errors or report.provider:
             logger.info("poll pass: %s", report)
         return report
 
-    def _poll_batch(
-        self, tasks: list[VideoTask], report: PassReport, should_stop: Callable[[], bool]
-    ) -> None:
-        token = tasks[0].lease_token
-        futures: dict[Future, VideoTask] = {
-            self._pool.submit(self.client.retrieve, task.task_id): task for task in tasks
-        }
-        pending = set(futures)
-        settled: set[Future] = set()
-        grace_ends: float | None = None
-        while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            for future in done:
-                self._settle(futures[future], future, report)
-                settled.add(future)
-            halted = self._provider_halted()
-            if grace_ends is None and (should_stop() or halted):
-                # Requests not yet sent are not sent; those in flight may finish within
-                # the grace period, the rest are handed back.
-                for future in pending:
-                    future.cancel()
-                grace_ends = time.monotonic() + (SHUTDOWN_GRACE if should_stop() else self.client.timeout)
-            if grace_ends is not None:
-                pending = {f for f in pending if not f.cancelled()}
-                if time.monotonic() >= grace_ends:
-                    break
-        unsettled = [task for future, task in futures.items() if future not in settled]
-        if unsettled:
-            when = self._provider.paused_until if self._provider and self._provider.paused_until else None
-            report.handed_back += VideoTask.objects.release(
-                token, [task.pk for task in unsettled], max(when, timezone.now()) if when else timezone.now()
-            )
+    @staticmethod
+    def _next_result(results: queue.SimpleQueue, timeout: float) -> Any:
+        try:
+            return results.get(timeout=timeout) if timeout else results.get_nowait()
+        except queue.Empty:
+            return None
 
-    def _provider_halted(self) -> bool:
+    def _claim(self, limit: int, started: datetime, report: PassReport) -> list[VideoTask]:
+        """Lease up to `limit` more due tasks, unless the provider is blocked or paused."""
+        self._provider = self.provider_state()
+        if self._provider.is_blocked_for(self.fingerprint):
+            report.provider = "blocked"
+            return []
+        if self._provider.is_paused(timezone.now()):
+            report.provider = "paused"
+            return []
+        tasks = VideoTask.objects.claim_due(max(limit, 1), self.lease, due_before=started)
+        report.claimed += len(tasks)
+        return tasks
+
+    def _fetch(self, task_id: str) -> Any:
+        """Runs on a pool thread: one request, unless the provider has said stop."""
+        if self._halted.is_set():
+            return NOT_RUN
+        try:
+            return self.client.retrieve(task_id)
+        except (RateLimited, AuthError, QuotaExceeded):
+            self._halted.set()
+            raise
+
+    def _provider_blocked(self) -> bool:
+        return self._provider is not None and self._provider.is_blocked_for(self.fingerprint)
+
+    def _hand_back(self, tasks: list[VideoTask]) -> int:
+        """Release tasks that were claimed but not polled: due again at once, or when the
+        provider's pause ends."""
         state = self._provider
-        return state is not None and (
-            state.is_blocked_for(self.fingerprint) or state.is_paused(timezone.now())
-        )
+        now = timezone.now()
+        when = state.paused_until if state and state.paused_until and state.paused_until > now else now
+        by_token: dict[Any, list[int]] = {}
+        for task in tasks:
+            by_token.setdefault(task.lease_token, []).append(task.pk)
+        return sum(VideoTask.objects.release(token, pks, when) for token, pks in by_token.items())
 
-    def _settle(self, task: VideoTask, future: Future, report: PassReport) -> None:
-        """Fold one finished request into its task and write it. Never raises."""
-        token = task.lease_token
+    def _fold(self, task: VideoTask, value: Any, error: BaseException | None) -> _Result:
+        """Decide the task's new fields (in memory) from one request's outcome. Never raises."""
         now = timezone.now()
         try:
-            fields, events = self._apply(task, future, now)
-            task.last_polled_at = now
-            task.poll_count += 1
-            fields |= {"last_polled_at", "next_poll_at", "poll_count"}
-            if task.save_poll_result(token, fields, events):
-                report.polled += 1
-                if events:
-                    report.changed += 1
-                    for event in events:
-                        if event.kind == TaskEvent.Kind.STATUS:
-                            logger.info(
-                                "task %s (%s): %s -> %s",
-                                task.pk,
-                                task.task_id,
-                                event.previous_status,
-                                task.status,
-                            )
+            if error is None:
+                fields, events = self._apply_answer(task, value, now)
+            elif isinstance(error, ProviderError):
+                fields, events = self._apply_error(task, error, now)
             else:
-                logger.warning("task %s: lease lost before its result was written; dropped", task.pk)
-        except Exception:
-            # A bug or a database error on one task must not end the pass for the others.
-            report.errors += 1
-            logger.exception("task %s (%s): could not record the poll result", task.pk, task.task_id)
-            try:
-                VideoTask.objects.release(
-                    token, [task.pk], now + timedelta(seconds=backoff_delay(self.interval, 3))
+                logger.error(
+                    "task %s (%s): unexpected error while polling", task.pk, task.task_id, exc_info=error
                 )
-            except Exception:
-                logger.exception("task %s: could not hand it back either", task.pk)
-
-    def _apply(self, task: VideoTask, future: Future, now: datetime) -> tuple[set[str], list[TaskEvent]]:
-        """Decide the task's new fields (in memory) from the request's outcome."""
-        try:
-            answer: TaskAnswer = future.result()
-        except ProviderError as error:
-            return self._apply_error(task, error, now)
+                fields, events = self._record_error(
+                    task, "Internal error while polling; see the worker log.", now
+                )
         except Exception:
-            logger.exception("task %s (%s): unexpected error while polling", task.pk, task.task_id)
-            return self._record_error(task, "Internal error while polling; see the worker log.", now)
-
-        try:
-            snapshot = normalize(answer.payload)
-        except Exception:
-            logger.exception("task %s (%s): could not normalise the answer", task.pk, task.task_id)
-            return self._record_error(
+            logger.exception("task %s (%s): could not read the provider's answer", task.pk, task.task_id)
+            fields, events = self._record_error(
                 task, "The provider's answer could not be read; see the worker log.", now
             )
-        fields, events = task.apply_snapshot(snapshot, now)
+        task.last_polled_at = now
+        task.poll_count += 1
+        fields |= {"last_polled_at", "next_poll_at", "poll_count"}
+        return _Result(task, fields, events)
+
+    def _write(self, results: list[_Result], report: PassReport) -> None:
+        """Write a batch in one transaction; if that fails, task by task, so one poison
+        value costs one task, not the batch."""
+        try:
+            written = VideoTask.save_poll_results([(r.task, r.fields, r.events) for r in results])
+        except DatabaseError:
+            logger.warning(
+                "a batch of %d results failed to save; saving one by one", len(results), exc_info=True
+            )
+            written = set()
+            for result in results:
+                try:
+                    written |= VideoTask.save_poll_results([(result.task, result.fields, result.events)])
+                except DatabaseError:
+                    report.errors += 1
+                    logger.exception(
+                        "task %s (%s): could not save the poll result", result.task.pk, result.task.task_id
+                    )
+                    self._release_after_error(result.task)
+        for result in results:
+            task = result.task
+            if task.pk not in written:
+                logger.warning("task %s: lease lost before its result was written; dropped", task.pk)
+                continue
+            report.polled += 1
+            if result.events:
+                report.changed += 1
+            for event in result.events:
+                if event.kind == TaskEvent.Kind.STATUS:
+                    logger.info(
+                        "task %s (%s): %s -> %s", task.pk, task.task_id, event.previous_status, task.status
+                    )
+
+    def _release_after_error(self, task: VideoTask) -> None:
+        try:
+            retry_at = timezone.now() + timedelta(seconds=backoff_delay(self.interval, 3, self.rng))
+            VideoTask.objects.release(task.lease_token, [task.pk], retry_at)
+        except DatabaseError:
+            logger.exception("task %s: could not hand it back either; its lease will expire", task.pk)
+
+    def _apply_answer(
+        self, task: VideoTask, answer: TaskAnswer, now: datetime
+    ) -> tuple[set[str], list[TaskEvent]]:
+        fields, events = task.apply_snapshot(normalize(answer.payload), now)
         payload = storable_json(answer.payload)
         if task.raw_payload != payload:
             task.raw_payload = payload
@@ -245,10 +331,14 @@ class Poller:
                 fields.add(field)
         if task.is_terminal:
             task.next_poll_at = None
-        else:
-            known_since = task.remote_created_at or task.created_at
-            delay = steady_delay(self.interval, (now - known_since).total_seconds(), self.rng)
-            task.next_poll_at = now + timedelta(seconds=max(delay, answer.poll_after or 0))
+            return fields, events
+        known_since = task.remote_created_at or task.created_at
+        delay = steady_delay(self.interval, (now - known_since).total_seconds(), self.rng)
+        if task.eta_at is not None:
+            # Near the expected finish, look sooner than the steady cadence would, but not
+            # more often than the base interval.
+            delay = min(delay, max(self.interval, (task.eta_at - now).total_seconds()))
+        task.next_poll_at = now + timedelta(seconds=max(delay, answer.poll_after or 0))
         return fields, events
 
     def _apply_error(
@@ -266,14 +356,17 @@ class Poller:
             if wait_for is None:
                 wait_for = backoff_delay(self.interval, task.consecutive_errors + 1, self.rng)
             until = now + timedelta(seconds=wait_for)
-            self._provider.pause_until(until)
-            logger.warning("provider %s rate limited us; pausing until %s", self.client.base_url, until)
+            state = self._provider or self.provider_state()
+            if state.paused_until is None or state.paused_until < until:
+                logger.warning("provider %s rate limited us; pausing until %s", self.client.base_url, until)
+            state.pause_until(until)
             task.last_error = error.message
             task.next_poll_at = until
             return {"last_error"}, []
         if isinstance(error, AuthError | QuotaExceeded):
-            if not self._provider.is_blocked_for(self.fingerprint):
-                self._provider.block(error.message, self.fingerprint)
+            state = self._provider or self.provider_state()
+            if not state.is_blocked_for(self.fingerprint):
+                state.block(error.message, self.fingerprint)
                 logger.error(
                     "provider %s: %s Polling stops until the key changes or an operator resumes it.",
                     self.client.base_url,
