@@ -410,3 +410,86 @@ def test_steady_cadence_slows_down_for_long_jobs():
     assert young == pytest.approx(5)
     assert young < older < ancient
     assert ancient == pytest.approx(30)
+
+
+def test_progress_gives_an_eta_and_the_next_poll_lands_near_it(provider, owner, db):
+    client = VideoAPIClient(provider.base_url, KEY, timeout=2.0)
+    poller = Poller(client, interval=5.0, concurrency=2, rng=lambda: 0.5)
+    try:
+        started = timezone.now() - timedelta(minutes=10)
+        # Ten minutes in and 98 % done: at that pace the job ends in about 12 s, sooner than
+        # the steady cadence for a ten-minute-old job (30 s).
+        task = track(
+            owner,
+            "eta",
+            status=Status.PROCESSING,
+            progress=90,
+            processing_started_at=started,
+            remote_created_at=started,
+        )
+        provider.script("eta", video("eta", "in_progress", 98))
+        poller.run_pass()
+    finally:
+        poller.close()
+    task.refresh_from_db()
+    expected = started + (task.last_polled_at - started) * (100 / 98)
+    assert abs((task.eta_at - expected).total_seconds()) < 1
+    wait = (task.next_poll_at - task.last_polled_at).total_seconds()
+    assert 10 < wait < 14
+    assert wait == pytest.approx((task.eta_at - task.last_polled_at).total_seconds(), abs=1)
+
+
+def test_eta_is_cleared_on_finish_and_unknown_early_on(owner):
+    from videos.normalize import normalize
+
+    now = timezone.now()
+    task = track(owner, "eta2")
+    task.apply_snapshot(normalize({"status": "in_progress", "progress": 2}), now)
+    assert task.processing_started_at == now
+    assert task.eta_at is None  # 2 % is noise, not a pace
+    later = now + timedelta(seconds=60)
+    task.apply_snapshot(normalize({"status": "in_progress", "progress": 50}), later)
+    assert task.eta_at == now + timedelta(seconds=120)
+    task.apply_snapshot(normalize({"status": "completed"}), later + timedelta(seconds=30))
+    assert task.eta_at is None
+
+
+def test_a_rate_limit_stops_every_thread_sending(provider, owner, db):
+    """A 429 seen by one thread: queued requests are not sent, in-flight ones may finish."""
+    client = VideoAPIClient(provider.base_url, KEY, timeout=2.0)
+    poller = Poller(client, interval=5.0, concurrency=2, rng=lambda: 0.5)
+    try:
+        tasks = [track(owner, f"burst{i}") for i in range(20)]
+        for task in tasks:
+            provider.script(task.task_id, Reply(429, {}, headers={"retry-after-ms": "60000"}, delay=0.05))
+        report = poller.run_pass()
+    finally:
+        poller.close()
+    # Two threads: at most the two requests already in flight when the first 429 landed.
+    sent = len(provider.requests)
+    assert sent <= 2
+    assert report.provider == "paused"
+    # What was claimed but not sent is handed back for when the pause ends.
+    assert report.handed_back == report.claimed - sent
+    state = ProviderState.objects.get(base_url=provider.base_url)
+    waiting = VideoTask.objects.filter(next_poll_at__gte=state.paused_until - timedelta(seconds=1))
+    assert waiting.count() == report.claimed
+    assert not VideoTask.objects.filter(lease_token__isnull=False).exists()
+
+
+def test_requests_per_second_are_capped(provider, owner, db):
+    client = VideoAPIClient(provider.base_url, KEY, timeout=2.0, max_rps=20)
+    poller = Poller(client, interval=5.0, concurrency=8, rng=lambda: 0.5)
+    try:
+        for i in range(30):
+            provider.script(f"rps{i}", video(f"rps{i}", "queued", 0))
+            track(owner, f"rps{i}")
+        poller.run_pass()
+    finally:
+        poller.close()
+    times = sorted(seen.at for seen in provider.requests)
+    assert len(times) == 30
+    # 30 requests at 20 a second take at least 29/20 s, whatever the thread count.
+    assert times[-1] - times[0] >= 29 / 20 - 0.05
+    for i in range(len(times) - 20):
+        assert times[i + 20] - times[i] >= 0.95

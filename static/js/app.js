@@ -31,15 +31,18 @@
     return Math.floor(hours / 24) + " days";
   }
 
-  // Same wording as the server's `ago` and `time_left` filters (videos/templatetags).
+  // Same wording as the server's `ago`, `time_left` and `eta_left` filters (videos/templatetags).
   function refreshTimes() {
     var now = Date.now();
     document.querySelectorAll("time[data-relative]").forEach(function (el) {
       var when = Date.parse(el.getAttribute("datetime"));
       if (isNaN(when)) return;
       var seconds = (now - when) / 1000;
-      if (el.getAttribute("data-relative") === "left") {
+      var kind = el.getAttribute("data-relative");
+      if (kind === "left") {
         el.textContent = seconds < 0 ? "in " + span(seconds) : "expired";
+      } else if (kind === "eta") {
+        el.textContent = seconds < 0 ? "in " + span(seconds) : "any moment now";
       } else if (seconds < 5) {
         el.textContent = "just now";
       } else {

@@ -49,6 +49,15 @@ def time_left(value: datetime | None) -> str:
 
 
 @register.filter
+def eta_left(value: datetime | None) -> str:
+    """'in 2 min' before an estimated finish, 'any moment now' once it has passed."""
+    if not value:
+        return ""
+    seconds = (value - timezone.now()).total_seconds()
+    return f"in {_span(seconds)}" if seconds > 0 else "any moment now"
+
+
+@register.filter
 def span(value: timedelta | float | None) -> str:
     if value is None:
         return ""
