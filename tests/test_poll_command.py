@@ -196,3 +196,49 @@ def test_the_loop_survives_a_lost_database_and_records_its_heartbeat(
     beat = WorkerHeartbeat.objects.get()
     assert beat.tasks_polled == 2
     assert beat.stopped_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_sqlite_a_second_worker_waits_for_the_first(provider, owner):
+    if connection.vendor != "sqlite":
+        pytest.skip("the single-worker lock is for SQLite; PostgreSQL shares work between workers")
+    VideoTask.objects.create(owner=owner, task_id="shared")
+    provider.script("shared", video("shared", "in_progress", 10))
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "poll_videos"],
+            cwd=ROOT,
+            env=command_env(provider),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    first = start()
+    try:
+        deadline = time.monotonic() + 30
+        while not provider.requests_for("shared"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        second = start()
+        try:
+            time.sleep(2)
+            once = run_command(provider, "--once")
+            assert once.returncode == 0
+            assert "already polling this SQLite database" in once.stdout + once.stderr
+            first.send_signal(signal.SIGTERM)
+            first.communicate(timeout=10)
+            # The waiting worker takes over once the first has gone.
+            time.sleep(2)
+            second.send_signal(signal.SIGTERM)
+            out, _ = second.communicate(timeout=10)
+        finally:
+            if second.poll() is None:
+                second.kill()
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert "waiting for it to stop" in out
+    assert "use PostgreSQL" in out
+    assert "this one takes over" in out

@@ -5,6 +5,7 @@ The command only drives `videos.polling.Poller`; what a pass does is documented 
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
@@ -66,6 +67,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
 
+        lock = self._single_worker_lock(wait=not once)
+        if lock is False:
+            return
         poller = Poller.from_settings()
         try:
             if once:
@@ -75,6 +79,44 @@ class Command(BaseCommand):
             self._loop(poller)
         finally:
             poller.close()
+            if lock:
+                lock.close()
+
+    def _single_worker_lock(self, *, wait: bool) -> Any:
+        """On SQLite, hold an exclusive lock file so a second worker waits (or, with
+        `wait=False`, gives up) instead of fighting over the database file. Returns the
+        open lock file, None when not on SQLite, or False when it did not get the lock."""
+        database = connections["default"].settings_dict
+        if database["ENGINE"] != "django.db.backends.sqlite3":
+            return None
+        path = f"{database['NAME']}.poller.lock"
+        lock = open(path, "a+")  # noqa: SIM115  (held for the life of the process)
+        logged = False
+        while not self.shutdown:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if logged:
+                    logger.info("the other worker has stopped; this one takes over")
+                return lock
+            except BlockingIOError:
+                if not wait:
+                    logger.warning(
+                        "another poll_videos is already polling this SQLite database (lock %s); "
+                        "nothing to do.",
+                        path,
+                    )
+                    break
+                if not logged:
+                    logger.warning(
+                        "another poll_videos is already polling this SQLite database (lock %s); "
+                        "waiting for it to stop. SQLite supports one worker: use PostgreSQL "
+                        "(DATABASE_URL) to run several.",
+                        path,
+                    )
+                    logged = True
+                self._sleep(1.0)
+        lock.close()
+        return False
 
     def _stop(self, signum: int, frame: Any) -> None:
         logger.info("received %s: finishing what is in flight, then stopping", signal.Signals(signum).name)
