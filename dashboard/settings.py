@@ -179,6 +179,9 @@ VIDEO_POLL_INTERVAL = env_float("VIDEO_POLL_INTERVAL", 5.0, minimum=0.1, maximum
 VIDEO_API_TIMEOUT = env_float("VIDEO_API_TIMEOUT", 20.0, minimum=1, maximum=300)
 VIDEO_API_MAX_RESPONSE_BYTES = env_int("VIDEO_API_MAX_RESPONSE_BYTES", 1_048_576, minimum=1024)
 VIDEO_POLL_CONCURRENCY = env_int("VIDEO_POLL_CONCURRENCY", 16, minimum=1, maximum=512)
+# How long a worker may hold claimed tasks before another may take them (a killed worker's
+# tasks are polled again after this). 0 = derived from the timeouts (about 80 s by default).
+VIDEO_POLL_LEASE = env_float("VIDEO_POLL_LEASE", 0.0, minimum=0, maximum=3600)
 # A ceiling on requests per second to the provider, shared by a worker's threads; 0 = none.
 # With several workers, give each its share of the provider's limit.
 VIDEO_API_MAX_RPS = env_float("VIDEO_API_MAX_RPS", 0.0, minimum=0, maximum=10_000)

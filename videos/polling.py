@@ -106,6 +106,7 @@ class Poller:
         *,
         interval: float = 5.0,
         concurrency: int = 16,
+        lease: float = 0,
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.client = client
@@ -114,8 +115,10 @@ class Poller:
         # Two rounds of requests queued keeps every thread busy while answers are folded
         # in, without leasing far more tasks than this worker can poll in time.
         self.batch_size = concurrency * 2
+        # Long enough for a task to wait its turn in the queue and then time out, with room
+        # to write the result; a shorter lease would let another worker poll it twice.
         per_request = client.connect_timeout + client.timeout
-        self.lease = timedelta(seconds=2 * per_request + 30)
+        self.lease = timedelta(seconds=lease or 2 * per_request + 30)
         self.rng = rng
         self.fingerprint = key_fingerprint(client.api_key)
         self._pool = FetchPool(concurrency)
@@ -134,7 +137,12 @@ class Poller:
             pool_size=settings.VIDEO_POLL_CONCURRENCY,
             max_rps=settings.VIDEO_API_MAX_RPS,
         )
-        return cls(client, interval=settings.VIDEO_POLL_INTERVAL, concurrency=settings.VIDEO_POLL_CONCURRENCY)
+        return cls(
+            client,
+            interval=settings.VIDEO_POLL_INTERVAL,
+            concurrency=settings.VIDEO_POLL_CONCURRENCY,
+            lease=settings.VIDEO_POLL_LEASE,
+        )
 
     def close(self) -> None:
         self._pool.shutdown()
