@@ -38,6 +38,7 @@ class Seen:
     authorization: str | None
     at: float
     peer_port: int
+    status: int = 0  # the status of the reply it got (0 for a reset)
 
 
 class FakeProvider:
@@ -98,17 +99,17 @@ class FakeProvider:
         raw_path = urlsplit(handler.path).path
         task_id = unquote(raw_path[len(self.PREFIX) :]) if raw_path.startswith(self.PREFIX) else None
         with self._lock:
-            self.requests.append(
-                Seen(
-                    "GET",
-                    handler.path,
-                    task_id,
-                    handler.headers.get("Authorization"),
-                    time.monotonic(),
-                    handler.client_address[1],
-                )
+            seen = Seen(
+                "GET",
+                handler.path,
+                task_id,
+                handler.headers.get("Authorization"),
+                time.monotonic(),
+                handler.client_address[1],
             )
+            self.requests.append(seen)
         reply = self._next_reply(task_id)
+        seen.status = 0 if reply.reset else reply.status
         if reply.delay:
             time.sleep(reply.delay)
         if reply.reset:
