@@ -242,3 +242,20 @@ def test_on_sqlite_a_second_worker_waits_for_the_first(provider, owner):
     assert "waiting for it to stop" in out
     assert "use PostgreSQL" in out
     assert "this one takes over" in out
+
+
+@pytest.mark.django_db
+def test_poll_stats_reports_requests_per_finished_task(owner):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    for i, spent in enumerate([3, 5, 7, 40]):
+        VideoTask.objects.create(owner=owner, task_id=f"done{i}", status=Status.COMPLETED, poll_count=spent)
+    VideoTask.objects.create(owner=owner, task_id="running", status=Status.PROCESSING, poll_count=99)
+    out = StringIO()
+    call_command("poll_stats", stdout=out)
+    text = out.getvalue()
+    assert "Finished tasks: 4 (completed 4, failed 0)" in text
+    assert "Requests per finished task: mean 13.8, median 7, p95 40, max 40" in text
+    assert "Active tasks: 1 (due now: 1)" in text

@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from videos.models import ACTIVE_STATUSES, ProviderState, TaskEvent, VideoTask
+from videos.models import ACTIVE_STATUSES, ProviderState, TaskEvent, VideoTask, WorkerHeartbeat
 
 # What the provider owns: shown, never edited by hand, so the admin and the poller do not
 # fight over them.
@@ -26,6 +26,8 @@ REMOTE_FIELDS = (
     "raw_payload",
     "last_polled_at",
     "next_poll_at",
+    "eta_at",
+    "processing_started_at",
     "poll_count",
     "consecutive_errors",
     "not_found_count",
@@ -58,6 +60,7 @@ class VideoTaskAdmin(admin.ModelAdmin):
         "raw_status",
         "last_polled_at",
         "next_poll_at",
+        "poll_count",
         "polling_stopped",
     )
     list_filter = ("status", "polling_stopped", "model", "owner")
@@ -84,6 +87,8 @@ class VideoTaskAdmin(admin.ModelAdmin):
                     "remote_created_at",
                     "completed_at",
                     "expires_at",
+                    "processing_started_at",
+                    "eta_at",
                 )
             },
         ),
@@ -143,6 +148,15 @@ class TaskEventAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: TaskEvent | None = None) -> bool:
+        return False
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(admin.ModelAdmin):
+    list_display = ("name", "last_seen_at", "started_at", "stopped_at", "passes", "tasks_polled", "errors")
+    readonly_fields = list_display
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
 

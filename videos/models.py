@@ -78,6 +78,22 @@ class VideoTaskQuerySet(models.QuerySet):
             counts[row["status"]] = row["n"]
         return counts
 
+    def request_spend(self) -> dict[str, float | int]:
+        """How many requests these tasks cost: count, mean, median, 95th percentile, max.
+
+        Read on finished tasks, it says what polling one video to the end costs.
+        """
+        spent = sorted(self.order_by().values_list("poll_count", flat=True))
+        if not spent:
+            return {"tasks": 0, "mean": 0.0, "median": 0, "p95": 0, "max": 0}
+        return {
+            "tasks": len(spent),
+            "mean": sum(spent) / len(spent),
+            "median": spent[len(spent) // 2],
+            "p95": spent[min(len(spent) - 1, int(len(spent) * 0.95))],
+            "max": spent[-1],
+        }
+
     def fingerprint(self) -> str:
         """A short text that changes whenever a task here is added, removed or changes in a
         way a page shows. One indexed query; the live refresh compares it to skip work."""
