@@ -329,10 +329,9 @@ class Poller:
         self, task: VideoTask, answer: TaskAnswer, now: datetime
     ) -> tuple[set[str], list[TaskEvent]]:
         fields, events = task.apply_snapshot(normalize(answer.payload), now)
-        payload = storable_json(answer.payload)
-        if task.raw_payload != payload:
-            task.raw_payload = payload
-            fields.add("raw_payload")
+        # Always the latest answer (never compared: claim_due leaves the old one unloaded).
+        task.raw_payload = storable_json(answer.payload)
+        fields.add("raw_payload")
         for field, healthy in (("consecutive_errors", 0), ("not_found_count", 0), ("last_error", "")):
             if getattr(task, field) != healthy:
                 setattr(task, field, healthy)

@@ -37,7 +37,9 @@ def test_signing_in_lands_on_the_dashboard_with_the_users_name(login, live_url, 
 def test_healthz_answers_json(page, live_url):
     response = page.goto(f"{live_url}/healthz")
     assert response.status == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    body = response.json()
+    assert (body["status"], body["database"]) == ("ok", "ok")
+    assert body["worker"] == {"last_seen": None, "alive": False}
 
 
 def test_stylesheet_is_served_and_applied(page, live_url, assert_no_console_errors):
