@@ -115,6 +115,7 @@ class Poller:
         # Two rounds of requests queued keeps every thread busy while answers are folded
         # in, without leasing far more tasks than this worker can poll in time.
         self.batch_size = concurrency * 2
+        self.refill_below = concurrency + (concurrency + 1) // 2
         # Long enough for a task to wait its turn in the queue and then time out, with room
         # to write the result; a shorter lease would let another worker poll it twice.
         per_request = client.connect_timeout + client.timeout
@@ -167,7 +168,9 @@ class Poller:
         grace_ends: float | None = None
 
         while True:
-            if claiming and len(in_flight) < self.concurrency:
+            # Claim more while half a round is still queued, so no thread runs dry while
+            # the claim itself is on its way to the database.
+            if claiming and len(in_flight) < self.refill_below:
                 claimed = self._claim(self.batch_size - len(in_flight), started, report)
                 if not claimed:
                     claiming = False
