@@ -40,6 +40,10 @@ def main() -> None:
     from django.test.utils import CaptureQueriesContext, setup_test_environment
 
     setup_test_environment()
+    if connection.vendor != "sqlite":
+        # A name of its own, so a test run on the same server cannot collide with it.
+        test = connection.settings_dict.setdefault("TEST", {})
+        test["NAME"] = f"test_{connection.settings_dict['NAME']}_dashboard_bench_{os.getpid()}"
     old_name = connection.creation.create_test_db(verbosity=0)
     try:
         run(args, connection, CaptureQueriesContext, settings)
