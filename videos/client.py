@@ -69,7 +69,16 @@ class RateLimited(ProviderError):
 
 
 class TransientError(ProviderError):
-    """5xx, timeouts, resets, HTML or broken JSON: keep the state and try again later."""
+    """5xx, timeouts, resets, HTML or broken JSON: keep the state and try again later.
+
+    `sent` is False only when the request certainly never reached the provider (the
+    connection was refused or never opened): what matters for a create, which must not be
+    sent twice.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None, sent: bool = True) -> None:
+        super().__init__(message, status_code=status_code)
+        self.sent = sent
 
 
 class PermanentError(ProviderError):
@@ -164,6 +173,12 @@ def _poll_after(headers: Any) -> float | None:
     return min(value, 3600.0) if value == value and value > 0 else None
 
 
+def _is_connect_failure(exc: requests.ConnectionError) -> bool:
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3 wraps it in a MaxRetryError
+    return isinstance(reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError)
+
+
 def _error_code(body: Any) -> str:
     """The `code` of an OpenAI-style error body, or of a flat one; "" when absent."""
     if not isinstance(body, dict):
@@ -227,20 +242,73 @@ class VideoAPIClient:
 
     def retrieve(self, task_id: str) -> TaskAnswer:
         """GET /videos/{task_id}: the task's status object, or a ProviderError."""
-        status_code, headers, body = self._get(self.task_url(task_id))
+        return self._task_answer(*self._request("GET", self.task_url(task_id)))
+
+    def create(
+        self,
+        *,
+        prompt: str,
+        model: str,
+        seconds: str = "",
+        size: str = "",
+        reference: tuple[str, bytes, str] | None = None,
+    ) -> TaskAnswer:
+        """POST /videos: start a video. JSON, or multipart when a reference image
+        (name, bytes, content type) goes with it.
+
+        Never retried here or anywhere: a second POST is a second billed video. A
+        TransientError with `sent` True means the provider may have created it anyway.
+        """
+        fields = {"prompt": prompt, "model": model, "seconds": seconds, "size": size}
+        fields = {key: value for key, value in fields.items() if value}
+        url = f"{self.base_url}/videos"
+        if reference is None:
+            return self._task_answer(*self._request("POST", url, json=fields))
+        return self._task_answer(
+            *self._request("POST", url, data=fields, files={"input_reference": reference})
+        )
+
+    def remix(self, task_id: str, prompt: str) -> TaskAnswer:
+        """POST /videos/{id}/remix: a new video from a finished one. Never retried either."""
+        return self._task_answer(
+            *self._request("POST", f"{self.task_url(task_id)}/remix", json={"prompt": prompt})
+        )
+
+    def delete(self, task_id: str) -> dict[str, Any]:
+        """DELETE /videos/{id}: remove the video at the provider."""
+        status_code, headers, body = self._request("DELETE", self.task_url(task_id))
         data = self._json(body)
+        if 200 <= status_code < 300:
+            return data if isinstance(data, dict) else {}
+        raise self._error_for(status_code, headers, data)
+
+    def list_videos(self, *, after: str = "", limit: int = 100, order: str = "desc") -> dict[str, Any]:
+        """GET /videos: one page of the account's videos (`data`, `has_more`, `last_id`)."""
+        params = {"limit": str(limit), "order": order, **({"after": after} if after else {})}
+        status_code, headers, body = self._request("GET", f"{self.base_url}/videos", params=params)
+        data = self._json(body)
+        if status_code == 200 and isinstance(data, dict) and isinstance(data.get("data"), list):
+            return data
         if status_code == 200:
+            raise TransientError(self._describe_unusable(body), status_code=200)
+        raise self._error_for(status_code, headers, data)
+
+    def _task_answer(self, status_code: int, headers: Any, body: bytes) -> TaskAnswer:
+        data = self._json(body)
+        if 200 <= status_code < 300:
             if not isinstance(data, dict):
-                raise TransientError(self._describe_unusable(body), status_code=200)
+                raise TransientError(self._describe_unusable(body), status_code=status_code)
             return TaskAnswer(payload=data, poll_after=_poll_after(headers))
         raise self._error_for(status_code, headers, data)
 
-    def _get(self, url: str) -> tuple[int, Any, bytes]:
+    def _request(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any, bytes]:
         if self._limiter is not None:
             self._limiter.acquire()
         started = time.monotonic()
         try:
-            with self.session.get(url, timeout=(self.connect_timeout, self.timeout), stream=True) as response:
+            with self.session.request(
+                method, url, timeout=(self.connect_timeout, self.timeout), stream=True, **kwargs
+            ) as response:
                 declared = response.headers.get("Content-Length", "")
                 if declared.isdigit() and int(declared) > self.max_response_bytes:
                     raise TransientError(
@@ -269,7 +337,11 @@ class VideoAPIClient:
         except (requests.Timeout, urllib3.exceptions.ReadTimeoutError):
             raise TransientError(f"The provider did not answer within {self.timeout:g} s.") from None
         except requests.ConnectionError as exc:
-            raise TransientError(f"Could not reach the provider ({self._reason(exc)}).") from None
+            # Refused or never connected: the request did not leave this machine.
+            never_sent = isinstance(exc, requests.ConnectTimeout) or _is_connect_failure(exc)
+            raise TransientError(
+                f"Could not reach the provider ({self._reason(exc)}).", sent=not never_sent
+            ) from None
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise TransientError(f"The request to the provider failed ({self._reason(exc)}).") from None
 
