@@ -186,6 +186,15 @@ VIDEO_POLL_LEASE = env_float("VIDEO_POLL_LEASE", 0.0, minimum=0, maximum=3600)
 # With several workers, give each its share of the provider's limit.
 VIDEO_API_MAX_RPS = env_float("VIDEO_API_MAX_RPS", 0.0, minimum=0, maximum=10_000)
 
+# What the "New video" form offers, as comma-separated lists (e.g. VIDEO_MODELS=sora-2,veo-3).
+# Empty: a free text field (models) or an optional one (sizes, seconds), since providers
+# differ and nothing here may assume OpenAI's own names.
+VIDEO_MODELS = env_list("VIDEO_MODELS")
+VIDEO_SIZES = env_list("VIDEO_SIZES")
+VIDEO_SECONDS = env_list("VIDEO_SECONDS")
+# The largest reference image the form accepts, in bytes.
+VIDEO_REFERENCE_MAX_BYTES = env_int("VIDEO_REFERENCE_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+
 # The built-in sandbox provider, served by this app under /sandbox/v1/ for local runs and
 # demos. Off unless enabled: in production it would be a free fake video API.
 VIDEO_SANDBOX = env_bool("VIDEO_SANDBOX", default=False)

@@ -40,6 +40,10 @@ class ProviderError(Exception):
         super().__init__(message)
         self.message = message
         self.status_code = status_code
+        # The provider's own words and code, when its error body had them (scrubbed of
+        # the key): what a person needs to fix a refused create.
+        self.detail = ""
+        self.code = ""
 
 
 class NotFound(ProviderError):
@@ -177,6 +181,17 @@ def _is_connect_failure(exc: requests.ConnectionError) -> bool:
     reason = exc.args[0] if exc.args else None
     reason = getattr(reason, "reason", reason)  # urllib3 wraps it in a MaxRetryError
     return isinstance(reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError)
+
+
+def _error_message(body: Any) -> str:
+    """The `message` of an OpenAI-style error body, or of a flat one; "" when absent."""
+    if not isinstance(body, dict):
+        return ""
+    error = body.get("error")
+    message = error.get("message") if isinstance(error, dict) else error
+    if not isinstance(message, str) or not message.strip():
+        message = body.get("message")
+    return message.strip() if isinstance(message, str) else ""
 
 
 def _error_code(body: Any) -> str:
@@ -363,6 +378,12 @@ class VideoAPIClient:
         return "The provider answered 200 without a usable JSON object."
 
     def _error_for(self, status_code: int, headers: Any, data: Any) -> ProviderError:
+        error = self._classify(status_code, headers, data)
+        error.code = self._scrub(_error_code(data))
+        error.detail = self._scrub(_error_message(data), limit=500)
+        return error
+
+    def _classify(self, status_code: int, headers: Any, data: Any) -> ProviderError:
         code = _error_code(data)
         if status_code == 404 or (status_code == 400 and code == "task_not_exist"):
             return NotFound("The provider does not know this task.", status_code=status_code)
@@ -388,8 +409,8 @@ class VideoAPIClient:
             status_code=status_code,
         )
 
-    def _scrub(self, text: str) -> str:
-        text = text[:100]
+    def _scrub(self, text: str, limit: int = 100) -> str:
+        text = text[:limit]
         return text.replace(self.api_key, "[key]") if self.api_key else text
 
     def _reason(self, exc: Exception) -> str:

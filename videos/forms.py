@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.core.validators import ProhibitNullCharactersValidator
 
 from videos.client import InvalidTaskId, validate_task_id
+from videos.normalize import parse_seconds
+
+SIZE_PATTERN = re.compile(r"[1-9][0-9]{1,4}x[1-9][0-9]{1,4}")
 
 MAX_LINES = 200
 
@@ -51,3 +56,72 @@ class TrackTasksForm(forms.Form):
         if not self.entries:
             raise forms.ValidationError(["No task ID could be tracked.", *self.rejected])
         return text
+
+
+# What a reference image may be: checked by its first bytes, not by the name or the
+# browser's claimed type.
+IMAGE_SIGNATURES = {
+    b"\x89PNG\r\n\x1a\n": "image/png",
+    b"\xff\xd8\xff": "image/jpeg",
+    b"RIFF": "image/webp",
+}
+
+
+class CreateVideoForm(forms.Form):
+    """A new video: prompt, model, duration, size, and an optional reference image.
+
+    The choices come from VIDEO_MODELS, VIDEO_SECONDS and VIDEO_SIZES; where a list is not
+    configured the field is free text, because providers differ.
+    """
+
+    prompt = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=4000)
+    model = forms.CharField(max_length=100)
+    seconds = forms.CharField(max_length=16, required=False, label="Duration (seconds)")
+    size = forms.CharField(max_length=32, required=False, help_text="WIDTHxHEIGHT, e.g. 1280x720")
+    input_reference = forms.FileField(required=False, label="Reference image (optional)")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name, values, blank in (
+            ("model", settings.VIDEO_MODELS, False),
+            ("seconds", settings.VIDEO_SECONDS, True),
+            ("size", settings.VIDEO_SIZES, True),
+        ):
+            if values:
+                field = self.fields[name]
+                choices = [(v, v) for v in values]
+                self.fields[name] = forms.ChoiceField(
+                    label=field.label,
+                    choices=([("", "Provider default")] if blank else []) + choices,
+                    required=not blank,
+                )
+        self.fields["input_reference"].widget.attrs["accept"] = "image/png,image/jpeg,image/webp"
+
+    def clean_seconds(self) -> str:
+        seconds = self.cleaned_data["seconds"].strip()
+        if seconds and parse_seconds(seconds) is None:
+            raise forms.ValidationError("Give the duration as a number of seconds, e.g. 8.")
+        return seconds
+
+    def clean_size(self) -> str:
+        size = self.cleaned_data["size"].strip().lower()
+        if size and not SIZE_PATTERN.fullmatch(size):
+            raise forms.ValidationError("Give the size as WIDTHxHEIGHT, e.g. 1280x720.")
+        return size
+
+    def clean_input_reference(self) -> tuple[str, bytes, str] | None:
+        upload = self.cleaned_data.get("input_reference")
+        if not upload:
+            return None
+        if upload.size > settings.VIDEO_REFERENCE_MAX_BYTES:
+            limit = settings.VIDEO_REFERENCE_MAX_BYTES // (1024 * 1024)
+            raise forms.ValidationError(f"The reference image is too large (at most {limit} MB).")
+        data = upload.read()
+        for signature, content_type in IMAGE_SIGNATURES.items():
+            if data.startswith(signature) and (content_type != "image/webp" or data[8:12] == b"WEBP"):
+                return (upload.name or "reference", data, content_type)
+        raise forms.ValidationError("The reference must be a PNG, JPEG or WebP image.")
+
+
+class RemixForm(forms.Form):
+    prompt = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=4000, label="New prompt")

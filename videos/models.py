@@ -188,6 +188,12 @@ class VideoTask(models.Model):
     not_found_count = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField("last poll error", max_length=500, blank=True)
     polling_stopped = models.BooleanField(default=False)
+    # Set when the video was made from another one through the dashboard's remix.
+    remixed_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="remixes"
+    )
+    # Set when someone deleted the video at the provider from the dashboard.
+    remote_deleted_at = models.DateTimeField(null=True, blank=True)
     lease_token = models.UUIDField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -415,6 +421,20 @@ class VideoTask(models.Model):
             task=self, kind=TaskEvent.Kind.NOTE, status=self.status, message="Polling stopped."
         )
 
+    def mark_deleted_at_provider(self) -> None:
+        """The video no longer exists at the provider: stop asking, drop the dead link."""
+        now = timezone.now()
+        VideoTask.objects.filter(pk=self.pk).update(
+            remote_deleted_at=now, polling_stopped=True, lease_token=None, url="", changed_at=now
+        )
+        TaskEvent.objects.create(
+            task=self,
+            at=now,
+            kind=TaskEvent.Kind.NOTE,
+            status=self.status,
+            message="Deleted at the provider from the dashboard.",
+        )
+
     def poll_soon(self) -> bool:
         """Make the task due now (resuming it if it was stopped); a terminal task stays as it is.
         Returns whether the task will be polled."""
@@ -473,6 +493,88 @@ class TaskEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class SubmissionQuerySet(models.QuerySet):
+    def visible_to(self, user: Any) -> SubmissionQuerySet:
+        if not getattr(user, "is_authenticated", False):
+            return self.none()
+        return self.filter(owner=user)
+
+    def to_reconcile(self, now: datetime) -> SubmissionQuerySet:
+        """Creates whose answer was lost, due for another look at the provider's list."""
+        return self.filter(state=Submission.State.UNKNOWN, next_reconcile_at__lte=now)
+
+
+class Submission(models.Model):
+    """One attempt to start a video from the dashboard: a create, or a remix.
+
+    A create is never sent twice (a second POST is a second billed video). When its answer
+    is lost the attempt becomes "unknown", and the worker looks for the video in the
+    provider's list instead (videos.submissions.reconcile).
+    """
+
+    class State(models.TextChoices):
+        SENDING = "sending", "Sending"
+        CREATED = "created", "Created"
+        UNKNOWN = "unknown", "Submission unknown"
+        REJECTED = "rejected", "Refused"
+        NOT_CREATED = "not_created", "Not created"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="submissions")
+    prompt = models.TextField()
+    model = models.CharField(max_length=100, blank=True)
+    seconds = models.CharField(max_length=16, blank=True)
+    size = models.CharField(max_length=32, blank=True)
+    reference_name = models.CharField(max_length=200, blank=True)
+    remix_of = models.ForeignKey(
+        VideoTask, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.SENDING)
+    error_code = models.CharField(max_length=100, blank=True)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    task = models.ForeignKey(
+        VideoTask, on_delete=models.SET_NULL, null=True, blank=True, related_name="submissions"
+    )
+    reconcile_attempts = models.PositiveSmallIntegerField(default=0)
+    next_reconcile_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SubmissionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            # The worker's "unknown creates to look for" query (to_reconcile).
+            models.Index(
+                fields=["next_reconcile_at"], name="submission_reconcile", condition=Q(state="unknown")
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.prompt[:60]
+
+    def created(self, task: VideoTask) -> None:
+        self.state = self.State.CREATED
+        self.task = task
+        self.answered_at = self.answered_at or timezone.now()
+        self.next_reconcile_at = None
+        self.save(update_fields=["state", "task", "answered_at", "next_reconcile_at"])
+
+    def refused(self, message: str, code: str = "") -> None:
+        self.state = self.State.REJECTED
+        self.error_message = message[:2000]
+        self.error_code = code[:100]
+        self.answered_at = timezone.now()
+        self.save(update_fields=["state", "error_message", "error_code", "answered_at"])
+
+    def unknown(self, message: str, first_look: datetime) -> None:
+        self.state = self.State.UNKNOWN
+        self.error_message = message[:2000]
+        self.answered_at = timezone.now()
+        self.next_reconcile_at = first_look
+        self.save(update_fields=["state", "error_message", "answered_at", "next_reconcile_at"])
 
 
 class WorkerHeartbeatQuerySet(models.QuerySet):

@@ -37,6 +37,7 @@ from videos.client import (
 from videos.fetch_pool import NOT_RUN, FetchPool
 from videos.models import ProviderState, TaskEvent, VideoTask, key_fingerprint
 from videos.normalize import normalize, storable_json
+from videos.provider import configured_client
 
 logger = logging.getLogger("videos.poller")
 
@@ -130,14 +131,7 @@ class Poller:
 
     @classmethod
     def from_settings(cls) -> Poller:
-        client = VideoAPIClient(
-            settings.VIDEO_API_BASE_URL,
-            settings.VIDEO_API_KEY,
-            timeout=settings.VIDEO_API_TIMEOUT,
-            max_response_bytes=settings.VIDEO_API_MAX_RESPONSE_BYTES,
-            pool_size=settings.VIDEO_POLL_CONCURRENCY,
-            max_rps=settings.VIDEO_API_MAX_RPS,
-        )
+        client = configured_client(pool_size=settings.VIDEO_POLL_CONCURRENCY)
         return cls(
             client,
             interval=settings.VIDEO_POLL_INTERVAL,

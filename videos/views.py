@@ -14,9 +14,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from videos.forms import TrackTasksForm
+from videos.client import NotFound, ProviderError
+from videos.forms import CreateVideoForm, RemixForm, TrackTasksForm
 from videos.listing import Listing
-from videos.models import Status, VideoTask
+from videos.models import Status, Submission, VideoTask
+from videos.provider import configured_client
+from videos.submissions import VideoRequest, submit
 from videos.worker_status import WorkerStatus
 
 # How often a page with unfinished tasks asks for news (seconds).
@@ -48,6 +51,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         messages.warning(request, problem)
     context = _dashboard_context(request, listing)
     context["form"] = TrackTasksForm()
+    context["create_form"] = CreateVideoForm()
+    context["submissions"] = _open_submissions(request)
     context["worker"] = WorkerStatus.current()
     context["status_choices"] = Status.choices
     return render(request, "videos/dashboard.html", context)
@@ -89,6 +94,52 @@ def dashboard_live(request: HttpRequest) -> HttpResponse:
     if not any_active:
         response.status_code = STOP_POLLING
     return response
+
+
+def _open_submissions(request: HttpRequest) -> list[Submission]:
+    """Recent creates that did not simply succeed: unknown, refused or not created."""
+    return list(
+        Submission.objects.visible_to(request.user)
+        .exclude(state=Submission.State.CREATED)
+        .order_by("-created_at")[:5]
+    )
+
+
+@require_POST
+@login_required
+def new_video(request: HttpRequest) -> HttpResponse:
+    """Start a video at the provider and track it at once. Sent once, never retried."""
+    form = CreateVideoForm(request.POST, request.FILES)
+    submission = None
+    if form.is_valid():
+        data = form.cleaned_data
+        video = VideoRequest(
+            prompt=data["prompt"],
+            model=data["model"],
+            seconds=data["seconds"],
+            size=data["size"],
+            reference=data["input_reference"],
+        )
+        submission = submit(request.user, video, configured_client())
+    if not request.htmx:
+        if submission is None:
+            for errors in form.errors.values():
+                for error in errors:
+                    messages.error(request, error)
+        elif submission.state == Submission.State.CREATED:
+            messages.success(request, f"Video started: now tracking {submission.task.task_id}.")
+        else:
+            messages.warning(request, submission.error_message)
+        return redirect("/")
+    listing = Listing.from_query(request.GET)
+    context = _dashboard_context(request, listing)
+    succeeded = submission is not None and submission.state == Submission.State.CREATED
+    context.update(
+        create_form=CreateVideoForm() if succeeded else form,
+        submission=submission,
+        submissions=_open_submissions(request),
+    )
+    return render(request, "videos/_create_result.html", context)
 
 
 def _parse_ids(text: str) -> list[int]:
@@ -205,3 +256,46 @@ def stop_tracking(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def worker_status(request: HttpRequest) -> HttpResponse:
     return render(request, "videos/_worker_status.html", {"worker": WorkerStatus.current()})
+
+
+@require_POST
+@login_required
+def remix_task(request: HttpRequest, pk: int) -> HttpResponse:
+    task = get_object_or_404(VideoTask.objects.visible_to(request.user), pk=pk)
+    form = RemixForm(request.POST)
+    if task.status != Status.COMPLETED:
+        messages.error(request, "Only a completed video can be remixed.")
+    elif not form.is_valid():
+        messages.error(request, "Give the remix a prompt.")
+    else:
+        submission = submit(
+            request.user, VideoRequest(prompt=form.cleaned_data["prompt"]), configured_client(), task
+        )
+        if submission.state == Submission.State.CREATED:
+            messages.success(request, "Remix started.")
+            return _go(request, f"/tasks/{submission.task.pk}/")
+        messages.warning(request, submission.error_message)
+    return _go(request, f"/tasks/{task.pk}/")
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def delete_remote(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete the video at the provider (not just stop tracking it), after a confirmation."""
+    task = get_object_or_404(VideoTask.objects.visible_to(request.user), pk=pk)
+    if request.method == "GET":
+        return render(request, "videos/delete_remote.html", {"task": task})
+    try:
+        configured_client().delete(task.task_id)
+    except NotFound:
+        pass  # already gone there: the outcome the person asked for
+    except ProviderError as error:
+        messages.error(request, f"The provider did not delete the video: {error.detail or error.message}")
+        return _go(request, f"/tasks/{task.pk}/")
+    task.mark_deleted_at_provider()
+    messages.success(request, "The video was deleted at the provider.")
+    return _go(request, f"/tasks/{task.pk}/")
+
+
+def _go(request: HttpRequest, url: str) -> HttpResponse:
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)

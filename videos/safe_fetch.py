@@ -1,0 +1,650 @@
+"""Download a file from a URL that someone else chose, without being aimed at our own network.
+
+Video and thumbnail links come from the provider's API answers, which are untrusted input: a
+link to `http://169.254.169.254/` or to a name that resolves to `10.0.0.5` would make the
+server fetch from its own network on the caller's behalf (SSRF). So, for every request and
+every redirect hop:
+
+- only http(s) URLs without user info are accepted;
+- the host name is resolved once, here, and every address it resolves to must be public
+  (unless the host is one of `trusted_hosts`: the configured provider, which may well live on
+  loopback or a private network);
+- the TCP connection goes to one of those vetted addresses, never to whatever the name
+  resolves to a moment later, so a second, different DNS answer (DNS rebinding) is never
+  used. TLS still sends SNI for, and verifies the certificate against, the host name;
+- the caller's headers (the provider key) go only to a trusted host, and never past a
+  redirect to another origin;
+- a size cap and a total deadline bound every download, body included.
+
+No proxy is ever used, whatever the environment says: a proxy resolves the name itself,
+which would undo the address check.
+
+Error messages are short display strings: they may name the host, never the URL (signed CDN
+links carry their credentials in the query string) nor a header value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import os
+import re
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from http.client import HTTPException
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
+
+import requests.certs
+import urllib3.exceptions
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.response import HTTPResponse
+
+logger = logging.getLogger(__name__)
+
+Resolver = Callable[[str, int], list[str]]
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# Ranges no untrusted link may reach, with the word used in the refusal. Checked on top of
+# `is_global` and friends because the stdlib's idea of "global" has changed between Python
+# releases (and still calls multicast 224.0.0.0/4 global). More specific ranges come first.
+_BLOCKED_NETWORKS: tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...] = tuple(
+    (ipaddress.ip_network(network), label)
+    for network, label in (
+        ("0.0.0.0/8", "unspecified"),
+        ("10.0.0.0/8", "private"),
+        ("100.64.0.0/10", "shared (carrier-grade NAT)"),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local"),
+        ("172.16.0.0/12", "private"),
+        ("192.0.0.0/24", "reserved"),
+        ("192.0.2.0/24", "reserved"),
+        ("192.88.99.0/24", "reserved"),
+        ("192.168.0.0/16", "private"),
+        ("198.18.0.0/15", "reserved"),
+        ("198.51.100.0/24", "reserved"),
+        ("203.0.113.0/24", "reserved"),
+        ("224.0.0.0/4", "multicast"),
+        ("240.0.0.0/4", "reserved"),
+        ("::/128", "unspecified"),
+        ("::1/128", "loopback"),
+        ("::/96", "reserved"),  # IPv4-compatible addresses, deprecated
+        ("64:ff9b:1::/48", "private"),  # local-use NAT64
+        ("100::/64", "reserved"),  # discard-only
+        ("2001::/23", "reserved"),  # IETF protocol assignments, Teredo (2001::/32) among them
+        ("2001:db8::/32", "reserved"),
+        ("fc00::/7", "private"),  # unique local
+        ("fe80::/10", "link-local"),
+        ("fec0::/10", "private"),  # site-local, deprecated
+        ("ff00::/8", "multicast"),
+    )
+)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_SIXTOFOUR = ipaddress.IPv6Network("2002::/16")
+
+# WHATWG URL rule: a host whose last label is a number is an IPv4 address, in any of the
+# forms inet_aton accepts (2130706433, 0x7f.1, 017700000001, 127.1); never a DNS name.
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
+_IPV4_ANY_FORM = re.compile(r"[0-9a-fx.]+")
+_HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Headers the connection itself must control: Host names the vetted origin, and framing is ours.
+_RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
+
+
+class FetchError(Exception):
+    """Base of both fetch errors. `reason` is a short display string without secrets."""
+
+    status_code: int | None = None
+    transient: bool = False
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class FetchRefused(FetchError):
+    """The URL, or an address it leads to, is not one the server may fetch from."""
+
+
+class FetchFailed(FetchError):
+    """Network error, HTTP error status, too large or too slow. `transient`: try again later."""
+
+    def __init__(self, reason: str, *, status_code: int | None = None, transient: bool = False) -> None:
+        super().__init__(reason)
+        self.status_code = status_code
+        self.transient = transient
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """The host's addresses from the system resolver, as IP strings, in its order."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def forbidden_reason(ip: str) -> str | None:
+    """Why an untrusted link may not lead to `ip` ("loopback", "private"...), or None if it may."""
+    try:
+        address = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return "invalid"
+    if isinstance(address, ipaddress.IPv6Address):
+        # These IPv6 forms are carried to an IPv4 address: that address is where packets go.
+        if address.ipv4_mapped is not None:
+            return forbidden_reason(str(address.ipv4_mapped))
+        if address in _NAT64:
+            return forbidden_reason(str(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)))
+        if address in _SIXTOFOUR and address.sixtofour is not None:
+            embedded = forbidden_reason(str(address.sixtofour))
+            if embedded is not None:
+                return embedded
+    for network, label in _BLOCKED_NETWORKS:
+        if address in network:
+            return label
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link-local"
+    if address.is_multicast:
+        return "multicast"
+    if address.is_private:
+        return "private"
+    if address.is_unspecified or address.is_reserved or not address.is_global:
+        return "reserved"
+    return None
+
+
+def _canonical_host(host: str) -> tuple[str, bool]:
+    """(host in the form we compare, resolve and send, whether it is an IP literal).
+
+    `host` is urlsplit's hostname: lower case, IPv6 brackets removed.
+    """
+    host = host.rstrip(".")
+    if not host or "%" in host:
+        # "%" would be an IPv6 zone: meaningless off this machine.
+        raise FetchRefused("The link's host is not valid.")
+    if ":" in host:
+        try:
+            return str(ipaddress.IPv6Address(host)), True
+        except ValueError:
+            raise FetchRefused("The link's host is not valid.") from None
+    if _NUMERIC_LABEL.fullmatch(host.rsplit(".", 1)[-1]):
+        try:
+            if not _IPV4_ANY_FORM.fullmatch(host):
+                raise OSError
+            return socket.inet_ntoa(socket.inet_aton(host)), True
+        except OSError:
+            raise FetchRefused("The link's host is not a valid IP address.") from None
+    try:
+        ascii_host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise FetchRefused("The link's host is not a valid host name.") from None
+    if not _HOST_NAME.fullmatch(ascii_host):
+        raise FetchRefused("The link's host is not a valid host name.")
+    return ascii_host, False
+
+
+@dataclass(frozen=True)
+class _Target:
+    url: str = field(repr=False)
+    scheme: str
+    host: str
+    port: int
+    is_literal: bool
+    request_target: str = field(repr=False)
+
+    @property
+    def origin(self) -> tuple[str, str, int]:
+        return (self.scheme, self.host, self.port)
+
+
+def _parse(url: str) -> _Target:
+    if not isinstance(url, str) or any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise FetchRefused("The link contains spaces or control characters.")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise FetchRefused("The link is not a valid URL.") from None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise FetchRefused("Only http and https links can be fetched.")
+    if "@" in parts.netloc:
+        # Credentials in a link end up in logs, and "a@b" is a classic way to disguise a host.
+        raise FetchRefused("Links with a user name or password are not allowed.")
+    if not parts.hostname:
+        raise FetchRefused("The link has no host.")
+    host, is_literal = _canonical_host(parts.hostname)
+    if port is None:
+        port = DEFAULT_PORTS[scheme]
+    if not 0 < port < 65536:
+        raise FetchRefused("The link's port is not valid.")
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    # Keep existing escapes and reserved characters; escape what may not go on the wire raw.
+    target = quote(target, safe="/?%:@!$&'()*+,;=~")
+    return _Target(url, scheme, host, port, is_literal, target)
+
+
+class _CouldNotConnect(Exception):
+    def __init__(self, *, timed_out: bool) -> None:
+        super().__init__("timed out" if timed_out else "could not connect")
+        self.timed_out = timed_out
+
+
+class _PinnedMixin:
+    """Connects to addresses vetted before the request, never to a fresh DNS answer.
+
+    The connection's `host` stays the name from the URL, so the Host header, TLS SNI and the
+    certificate check all use the name, while the socket goes to a vetted address.
+    """
+
+    port: int
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        addresses: tuple[str, ...],
+        connect_timeout: float,
+        deadline_at: float,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(host, port, **kwargs)  # type: ignore[call-arg]
+        self.addresses = addresses
+        self.connect_timeout = connect_timeout
+        self.deadline_at = deadline_at
+
+    def _new_conn(self) -> socket.socket:
+        timed_out = False
+        for address in self.addresses:
+            remaining = self.deadline_at - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            try:
+                # A literal IP: getaddrinfo parses it, no DNS query is made.
+                sock = socket.create_connection((address, self.port), min(self.connect_timeout, remaining))
+            except TimeoutError:
+                timed_out = True
+                continue
+            except OSError:
+                continue
+            # As urllib3 does: a request goes out in one write, so do not wait to batch it.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return sock
+        raise _CouldNotConnect(timed_out=timed_out)
+
+
+class _PinnedHTTPConnection(_PinnedMixin, HTTPConnection):
+    pass
+
+
+class _PinnedHTTPSConnection(_PinnedMixin, HTTPSConnection):
+    pass
+
+
+@dataclass
+class _Stream:
+    connection: HTTPConnection
+    response: HTTPResponse
+    sock: socket.socket | None
+    deadline_at: float
+    deadline: float
+    read_timeout: float
+    max_bytes: int
+    host: str
+    received: int = 0
+    closed: bool = False
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        _close_quietly(self.connection, self.response, self.sock)
+
+
+def _close_quietly(
+    connection: HTTPConnection, response: HTTPResponse | None, sock: socket.socket | None
+) -> None:
+    # The response holds a file over the socket, and http.client may already have dropped
+    # the connection's reference to it: close all three so the socket is really released.
+    for thing in (response, connection, sock):
+        if thing is None:
+            continue
+        with contextlib.suppress(OSError):
+            thing.close()
+
+
+@dataclass
+class Download:
+    """A response being downloaded. Read it with `iter_bytes`; `close` it when done."""
+
+    status_code: int
+    content_type: str
+    content_length: int | None
+    # Not in the repr: a signed link's query string is a credential.
+    final_url: str = field(repr=False)
+    _stream: _Stream | None = field(default=None, repr=False, compare=False)
+
+    def iter_bytes(self, chunk_size: int = 65536) -> Iterator[bytes]:
+        """The body in chunks. Raises FetchFailed mid-stream when over the size cap, past
+        the deadline, stalled longer than the read timeout, or cut off. Closes when done."""
+        stream = self._stream
+        if stream is None:
+            return
+        try:
+            while True:
+                remaining = stream.deadline_at - time.monotonic()
+                if remaining <= 0:
+                    raise _too_slow(stream.deadline, stream.response.status)
+                if stream.sock is not None and stream.sock.fileno() != -1:
+                    # A stalled server must not hold us past the deadline either. (The socket
+                    # is already closed once the whole body has arrived.)
+                    stream.sock.settimeout(min(stream.read_timeout, remaining))
+                try:
+                    chunk = stream.response.read1(chunk_size)
+                except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
+                    if time.monotonic() >= stream.deadline_at:
+                        raise _too_slow(stream.deadline, stream.response.status) from None
+                    raise FetchFailed(
+                        f"{stream.host} stopped sending for over {stream.read_timeout:g} s.",
+                        status_code=stream.response.status,
+                        transient=True,
+                    ) from None
+                except (urllib3.exceptions.HTTPError, HTTPException, OSError):
+                    raise FetchFailed(
+                        f"The connection to {stream.host} broke during the download.",
+                        status_code=stream.response.status,
+                        transient=True,
+                    ) from None
+                if not chunk:
+                    return
+                stream.received += len(chunk)
+                if stream.received > stream.max_bytes:
+                    raise FetchFailed(
+                        f"The file is over the {stream.max_bytes}-byte limit.",
+                        status_code=stream.response.status,
+                    )
+                yield chunk
+        finally:
+            # Also on an abandoned generator: the socket must not outlive the download.
+            stream.close()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+
+    def __enter__(self) -> Download:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _too_slow(deadline: float, status_code: int | None) -> FetchFailed:
+    return FetchFailed(f"The download took over {deadline:g} s.", status_code=status_code, transient=True)
+
+
+def _status_error(status: int, host: str) -> FetchFailed:
+    if status in (404, 410):
+        return FetchFailed(f"{host} does not have this file (HTTP {status}).", status_code=status)
+    if status in (401, 403):
+        return FetchFailed(f"{host} refused access to this file (HTTP {status}).", status_code=status)
+    # 408 is the server timing out on us: as transient as our own timeouts.
+    transient = status >= 500 or status in (408, 429)
+    return FetchFailed(f"{host} answered HTTP {status}.", status_code=status, transient=transient)
+
+
+def _content_length(response: HTTPResponse) -> int | None:
+    if response.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        # We hand out decoded bytes, so the encoded length would be wrong.
+        return None
+    raw = response.headers.get("Content-Length", "").strip()
+    return int(raw) if _CONTENT_LENGTH.fullmatch(raw) else None
+
+
+def _checked_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    checked: dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        # Checked here because http.client's own error would quote the value: a key.
+        if not _HEADER_NAME.fullmatch(name) or any(ch in value for ch in "\r\n\0"):
+            raise ValueError(f"Header {name[:40]!r} has an invalid name or value.")
+        if name.lower() not in _RESERVED_HEADERS:
+            checked[name] = value
+    return checked
+
+
+def _trusted_host(entry: str) -> str:
+    text = entry.strip()
+    hostname = urlsplit(text if "://" in text else "//" + text).hostname
+    try:
+        return _canonical_host(hostname or "")[0]
+    except FetchRefused:
+        raise ValueError(f"Not a host name: {entry!r}") from None
+
+
+class SafeFetcher:
+    """Fetches http(s) files for the dashboard, refusing anything that leads off the internet.
+
+    `trusted_hosts` (names, "host:port" or URLs; matched on the host name only) are exempt
+    from the address check: the configured provider, which may run on loopback or a private
+    network. Every other host must resolve only to public unicast addresses.
+
+    Thread-safe: it keeps no state between calls. Each `open` makes its own connection and
+    `Download.close` (or the end of `iter_bytes`) releases it; no connection is reused, so
+    no pooled socket can carry a request to an address vetted for another host.
+    """
+
+    def __init__(
+        self,
+        *,
+        trusted_hosts: Iterable[str] = (),
+        max_bytes: int = 2 * 1024**3,
+        deadline: float = 600.0,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        max_redirects: int = 5,
+        resolver: Resolver | None = None,
+        user_agent: str = "video-task-dashboard/0.1",
+    ) -> None:
+        self.trusted_hosts = frozenset(_trusted_host(entry) for entry in trusted_hosts)
+        self.max_bytes = max_bytes
+        self.deadline = deadline
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_redirects = max_redirects
+        self.resolver: Resolver = resolver or system_resolver
+        self.user_agent = user_agent
+        # The same CA bundle as client.py's requests session: an operator's override, else certifi.
+        self.ca_certs = (
+            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or requests.certs.where()
+        )
+
+    def __repr__(self) -> str:
+        return f"<SafeFetcher trusted={sorted(self.trusted_hosts)}>"
+
+    def open(self, url: str, *, headers: Mapping[str, str] | None = None) -> Download:
+        """GET `url`, following redirects, and return the 2xx response to stream.
+
+        `headers` (such as the provider's `Authorization`) are sent only while the request
+        stays on the first URL's origin and that host is trusted; a redirect elsewhere
+        drops them for good. Raises FetchRefused or FetchFailed.
+        """
+        deadline_at = time.monotonic() + self.deadline
+        caller_headers = _checked_headers(headers)
+        target = _parse(url)
+        first_origin = target.origin
+        send_caller_headers = target.host in self.trusted_hosts
+        redirects = 0
+        while True:
+            send_caller_headers = send_caller_headers and target.origin == first_origin
+            request_headers = {"User-Agent": self.user_agent, "Accept": "*/*"}
+            if send_caller_headers:
+                request_headers.update(caller_headers)
+            addresses = self._vetted_addresses(target)
+            connection, response, sock = self._request(target, addresses, request_headers, deadline_at)
+            status = response.status
+            if status in REDIRECT_STATUSES:
+                location = (response.headers.get("Location") or "").strip()
+                _close_quietly(connection, response, sock)
+                if not location:
+                    raise FetchFailed(
+                        f"{target.host} answered HTTP {status} without a Location.", status_code=status
+                    )
+                if redirects >= self.max_redirects:
+                    raise FetchFailed(f"Too many redirects (over {self.max_redirects}).", status_code=status)
+                redirects += 1
+                target = _parse(urljoin(target.url, location))
+                continue
+            if not 200 <= status < 300:
+                _close_quietly(connection, response, sock)
+                raise _status_error(status, target.host)
+            length = _content_length(response)
+            if length is not None and length > self.max_bytes:
+                _close_quietly(connection, response, sock)
+                raise FetchFailed(
+                    f"The file is {length} bytes, over the {self.max_bytes}-byte limit.", status_code=status
+                )
+            stream = _Stream(
+                connection=connection,
+                response=response,
+                sock=sock,
+                deadline_at=deadline_at,
+                deadline=self.deadline,
+                read_timeout=self.read_timeout,
+                max_bytes=self.max_bytes,
+                host=target.host,
+            )
+            content_type = (response.headers.get("Content-Type") or "").strip()
+            return Download(
+                status_code=status,
+                content_type=content_type or "application/octet-stream",
+                content_length=length,
+                final_url=target.url,
+                _stream=stream,
+            )
+
+    def _vetted_addresses(self, target: _Target) -> tuple[str, ...]:
+        """Resolve the host once; every address must pass, or the whole URL is refused."""
+        trusted = target.host in self.trusted_hosts
+        if target.is_literal:
+            answers = [target.host]
+        else:
+            try:
+                answers = list(self.resolver(target.host, target.port))
+            except (OSError, UnicodeError):
+                raise FetchFailed(f"Could not resolve {target.host}.", transient=True) from None
+            if not answers:
+                raise FetchFailed(f"Could not resolve {target.host}.", transient=True)
+        vetted: list[str] = []
+        for answer in answers:
+            ip, _, zone = str(answer).partition("%")
+            try:
+                address = ipaddress.ip_address(ip)
+            except ValueError:
+                raise FetchRefused(f"{target.host} resolved to something that is not an address.") from None
+            if not trusted:
+                reason = forbidden_reason(ip)
+                if reason is not None:
+                    logger.warning("Refused to fetch from %s: a %s address.", target.host, reason)
+                    raise FetchRefused(
+                        f"{target.host} leads to a {reason} address, which the server may not fetch from."
+                    )
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+                # Connect over IPv4 to what the mapped form means.
+                vetted.append(str(address.ipv4_mapped))
+            else:
+                vetted.append(f"{address}%{zone}" if zone else str(address))
+        return tuple(dict.fromkeys(vetted))
+
+    def _request(
+        self,
+        target: _Target,
+        addresses: tuple[str, ...],
+        headers: dict[str, str],
+        deadline_at: float,
+    ) -> tuple[HTTPConnection, HTTPResponse, socket.socket | None]:
+        remaining = deadline_at - time.monotonic()
+        if remaining <= 0:
+            raise _too_slow(self.deadline, None)
+        pinned: dict[str, Any] = {
+            "addresses": addresses,
+            "connect_timeout": self.connect_timeout,
+            "deadline_at": deadline_at,
+            # Used for sending the request and waiting for the answer; connect has its own.
+            "timeout": min(self.read_timeout, remaining),
+        }
+        connection: HTTPConnection
+        if target.scheme == "https":
+            connection = _PinnedHTTPSConnection(
+                target.host, target.port, cert_reqs="CERT_REQUIRED", ca_certs=self.ca_certs, **pinned
+            )
+        else:
+            connection = _PinnedHTTPConnection(target.host, target.port, **pinned)
+        sock: socket.socket | None = None
+        try:
+            connection.request(
+                "GET", target.request_target, headers=headers, preload_content=False, decode_content=True
+            )
+            # Kept for the body's timeouts: http.client drops its own reference on
+            # "Connection: close" answers while the response still reads from the socket.
+            sock = connection.sock
+            remaining = deadline_at - time.monotonic()
+            if remaining <= 0:
+                raise _too_slow(self.deadline, None)
+            connection.timeout = min(self.read_timeout, remaining)
+            response = connection.getresponse()
+        except BaseException as exc:
+            _close_quietly(connection, None, sock)
+            error = self._request_error(exc, target.host, deadline_at)
+            if error is None:
+                raise
+            # Not chained: the network errors' messages name the URL.
+            raise error from None
+        return connection, response, sock
+
+    def _request_error(self, exc: BaseException, host: str, deadline_at: float) -> FetchError | None:
+        """The FetchFailed for a failed request, or None to let `exc` through unchanged."""
+        if isinstance(exc, FetchError):
+            return None
+        if isinstance(exc, _CouldNotConnect):
+            if time.monotonic() >= deadline_at:
+                return _too_slow(self.deadline, None)
+            verb = "Timed out connecting to" if exc.timed_out else "Could not connect to"
+            return FetchFailed(f"{verb} {host}.", transient=True)
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return FetchFailed(f"The TLS certificate of {host} is not valid for it.")
+        if isinstance(exc, ssl.SSLError):
+            return FetchFailed(f"The TLS handshake with {host} failed.", transient=True)
+        if isinstance(exc, TimeoutError | urllib3.exceptions.TimeoutError):
+            if time.monotonic() >= deadline_at:
+                return _too_slow(self.deadline, None)
+            return FetchFailed(f"{host} did not answer within {self.read_timeout:g} s.", transient=True)
+        if isinstance(exc, HTTPException | OSError | urllib3.exceptions.HTTPError):
+            return FetchFailed(f"The connection to {host} failed.", transient=True)
+        # Anything else is a bug here (or an interrupt), not the network: let it surface.
+        return None
+
+
+__all__ = [
+    "Download",
+    "FetchError",
+    "FetchFailed",
+    "FetchRefused",
+    "SafeFetcher",
+    "forbidden_reason",
+    "system_resolver",
+]
