@@ -39,6 +39,8 @@ class Seen:
     at: float
     peer_port: int
     status: int = 0  # the status of the reply it got (0 for a reset)
+    body: bytes = b""
+    content_type: str = ""
 
 
 class FakeProvider:
@@ -57,6 +59,12 @@ class FakeProvider:
                 pass
 
             def do_GET(self) -> None:
+                provider._handle(self)
+
+            def do_POST(self) -> None:
+                provider._handle(self)
+
+            def do_DELETE(self) -> None:
                 provider._handle(self)
 
         class Server(ThreadingHTTPServer):
@@ -95,17 +103,30 @@ class FakeProvider:
                 return Reply(404, {"error": {"message": "not found", "code": "not_found"}})
             return script.pop(0) if len(script) > 1 else script[0]
 
+    def route(self, method: str, path: str) -> str:
+        """The script key of a request other than a status GET: "POST /videos",
+        "GET /videos" (the list), "POST /videos/{id}/remix", "DELETE /videos/{id}"."""
+        return f"{method} {path}"
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         raw_path = urlsplit(handler.path).path
+        method = handler.command
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
         task_id = unquote(raw_path[len(self.PREFIX) :]) if raw_path.startswith(self.PREFIX) else None
+        if method != "GET" or task_id is None or task_id.endswith("/remix"):
+            # Not a status request: scripted by route, e.g. "POST /videos".
+            task_id = self.route(method, unquote(raw_path.removeprefix("/v1")))
         with self._lock:
             seen = Seen(
-                "GET",
+                method,
                 handler.path,
                 task_id,
                 handler.headers.get("Authorization"),
                 time.monotonic(),
                 handler.client_address[1],
+                body=body,
+                content_type=handler.headers.get("Content-Type", ""),
             )
             self.requests.append(seen)
         reply = self._next_reply(task_id)

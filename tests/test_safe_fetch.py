@@ -548,6 +548,11 @@ def test_a_redirect_to_another_scheme_is_refused(server, fetcher, location):
         fetcher.open(f"http://provider.test:{server.port}/redirect?to={location}")
 
 
+def test_a_redirect_to_an_unparsable_url_is_refused(server, fetcher):
+    with pytest.raises(FetchRefused):
+        fetcher.open(f"http://provider.test:{server.port}/redirect?to=http://[bad/")
+
+
 def test_too_many_redirects_fail(server, make_fetcher):
     fetcher = make_fetcher(max_redirects=3)
     with pytest.raises(FetchFailed) as caught:

@@ -340,6 +340,8 @@ class Download:
     def iter_bytes(self, chunk_size: int = 65536) -> Iterator[bytes]:
         """The body in chunks. Raises FetchFailed mid-stream when over the size cap, past
         the deadline, stalled longer than the read timeout, or cut off. Closes when done."""
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be positive.")
         stream = self._stream
         if stream is None:
             return
@@ -507,7 +509,11 @@ class SafeFetcher:
                 if redirects >= self.max_redirects:
                     raise FetchFailed(f"Too many redirects (over {self.max_redirects}).", status_code=status)
                 redirects += 1
-                target = _parse(urljoin(target.url, location))
+                try:
+                    next_url = urljoin(target.url, location)
+                except ValueError:
+                    raise FetchRefused(f"{target.host} redirected to an invalid URL.") from None
+                target = _parse(next_url)
                 continue
             if not 200 <= status < 300:
                 _close_quietly(connection, response, sock)

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from videos.models import WorkerHeartbeat
 from videos.polling import PassReport, Poller, backoff_delay
+from videos.submissions import reconcile
 
 logger = logging.getLogger("videos.poller")
 
@@ -74,7 +75,10 @@ class Command(BaseCommand):
         try:
             if once:
                 report = poller.run_pass(should_stop=lambda: self.shutdown)
-                self.stdout.write(f"One pass: {report}.")
+                settled = reconcile(poller.client)
+                self.stdout.write(
+                    f"One pass: {report}." + (f" Reconciled {settled} create(s)." if settled else "")
+                )
                 return
             self._loop(poller)
         finally:
@@ -135,6 +139,8 @@ class Command(BaseCommand):
             close_old_connections()
             try:
                 report = poller.run_pass(should_stop=lambda: self.shutdown)
+                # Creates whose answer was lost: look for their videos in the provider's list.
+                reconcile(poller.client)
                 heartbeat.add(report)
                 database_failures = 0
             except (DatabaseError, InterfaceError):
