@@ -195,6 +195,11 @@ VIDEO_SECONDS = env_list("VIDEO_SECONDS")
 # The largest reference image the form accepts, in bytes.
 VIDEO_REFERENCE_MAX_BYTES = env_int("VIDEO_REFERENCE_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
 
+# Downloads the server makes on a user's behalf (the download proxy, kept copies): the
+# largest file it fetches, and how long one fetch may take in all.
+VIDEO_DOWNLOAD_MAX_BYTES = env_int("VIDEO_DOWNLOAD_MAX_BYTES", 2 * 1024**3, minimum=1024)
+VIDEO_DOWNLOAD_DEADLINE = env_float("VIDEO_DOWNLOAD_DEADLINE", 600.0, minimum=1, maximum=6 * 3600)
+
 # The built-in sandbox provider, served by this app under /sandbox/v1/ for local runs and
 # demos. Off unless enabled: in production it would be a free fake video API.
 VIDEO_SANDBOX = env_bool("VIDEO_SANDBOX", default=False)

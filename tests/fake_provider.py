@@ -113,8 +113,14 @@ class FakeProvider:
         method = handler.command
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
-        task_id = unquote(raw_path[len(self.PREFIX) :]) if raw_path.startswith(self.PREFIX) else None
-        if method != "GET" or task_id is None or task_id.endswith("/remix"):
+        # Decided on the raw path: an ID's own slashes arrive percent-encoded, so a literal
+        # "/content" or "/remix" suffix is the endpoint's, never part of an ID.
+        is_status = (
+            method == "GET" and raw_path.startswith(self.PREFIX) and "/" not in raw_path[len(self.PREFIX) :]
+        )
+        if is_status:
+            task_id = unquote(raw_path[len(self.PREFIX) :])
+        else:
             # Not a status request: scripted by route, e.g. "POST /videos".
             task_id = self.route(method, unquote(raw_path.removeprefix("/v1")))
         with self._lock:

@@ -240,6 +240,12 @@ class VideoTask(models.Model):
         return self.url if urlsplit(self.url).scheme.lower() in ("http", "https") else ""
 
     @property
+    def can_download(self) -> bool:
+        """Whether the dashboard can still fetch the video from the provider for someone:
+        finished, not deleted there, and its link (if it announced an expiry) still alive."""
+        return self.status == Status.COMPLETED and not self.remote_deleted_at and not self.link_expired
+
+    @property
     def is_retrying(self) -> bool:
         return not self.is_terminal and bool(self.last_error)
 

@@ -13,6 +13,7 @@ urlpatterns = [
     path("tasks/<int:pk>/stop/", views.stop_tracking, name="stop_tracking"),
     path("status/", views.worker_status, name="worker_status"),
     path("videos/new/", views.new_video, name="new_video"),
+    path("tasks/<int:pk>/download/", views.download, name="download"),
     path("tasks/<int:pk>/remix/", views.remix_task, name="remix_task"),
     path("tasks/<int:pk>/delete-remote/", views.delete_remote, name="delete_remote"),
 ]

@@ -8,17 +8,19 @@ from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
+from videos import downloads
 from videos.client import NotFound, ProviderError
 from videos.forms import CreateVideoForm, RemixForm, TrackTasksForm
 from videos.listing import Listing
 from videos.models import Status, Submission, VideoTask
 from videos.provider import configured_client
+from videos.safe_fetch import FetchFailed, FetchRefused
 from videos.submissions import VideoRequest, submit
 from videos.worker_status import WorkerStatus
 
@@ -299,3 +301,36 @@ def delete_remote(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _go(request: HttpRequest, url: str) -> HttpResponse:
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_GET
+@login_required
+def download(request: HttpRequest, pk: int) -> HttpResponse:
+    """Stream a finished task's video (or `?variant=thumbnail`) through the dashboard."""
+    task = get_object_or_404(VideoTask.objects.visible_to(request.user), pk=pk)
+    variant = request.GET.get("variant", "video")
+    if variant not in downloads.VARIANTS or not task.can_download:
+        raise Http404("No such file for this task.")
+    try:
+        remote = downloads.open_remote(task, variant)
+    except FetchRefused as refused:
+        return HttpResponse(
+            f"Refused to fetch this file: {refused.reason}", status=502, content_type="text/plain"
+        )
+    except FetchFailed as failed:
+        if failed.status_code in (404, 410):
+            raise Http404("The provider no longer has this file.") from None
+        return HttpResponse(
+            f"Could not fetch the file from the provider: {failed.reason}",
+            status=502,
+            content_type="text/plain",
+        )
+    default_type = downloads.VARIANTS[variant][1]
+    content_type = remote.content_type if remote.content_type != "application/octet-stream" else default_type
+    response = StreamingHttpResponse(remote.iter_bytes(), content_type=content_type)
+    if remote.content_length is not None:
+        response["Content-Length"] = str(remote.content_length)
+    disposition = "inline" if variant != "video" or request.GET.get("inline") else "attachment"
+    response["Content-Disposition"] = f'{disposition}; filename="{downloads.file_name(task, variant)}"'
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -52,6 +52,14 @@
   }
   setInterval(refreshTimes, 15000);
 
+  // A provider without thumbnails answers 404: hide the broken image rather than show it.
+  // (Error events do not bubble, hence the capture phase.)
+  document.addEventListener("error", function (event) {
+    if (event.target && event.target.matches && event.target.matches("img.thumb")) {
+      event.target.hidden = true;
+    }
+  }, true);
+
   document.addEventListener("click", function (event) {
     var button = event.target.closest("button[data-copy]");
     if (!button) return;
