@@ -11,15 +11,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
 from playwright.sync_api import Locator, Page, Request, expect
 
-from tests.fake_provider import video
+from tests.fake_provider import Reply, video
 from videos.client import VideoAPIClient
 from videos.models import Status, VideoTask
 from videos.polling import Poller
+
+SAMPLE_MP4 = (Path(__file__).resolve().parents[2] / "static" / "sandbox" / "sample.mp4").read_bytes()
 
 # Three refresh periods: long enough for a busy CI machine, short enough to fail fast.
 LIVE_TIMEOUT = 10_000
@@ -132,7 +135,8 @@ def test_the_download_link_appears_on_completion_and_the_counts_follow(
 
     expect(row.locator(".badge")).to_have_text("Completed", timeout=LIVE_TIMEOUT)
     link = row.locator("a.download")
-    expect(link).to_have_attribute("href", url)
+    # Through the dashboard's own URL: the provider's key, when one is needed, stays on the server.
+    expect(link).to_have_attribute("href", f"/tasks/{finishing.pk}/download/")
     expect(link).to_have_text("Download")
     expect(row.locator("[data-label=Link] small")).to_have_text(re.compile(r"expires in (1 h 59 min|2 h)"))
     expect(row.locator(".pct")).to_have_text("100%")
@@ -188,8 +192,11 @@ HOSTILE_MODEL = '<img src=x onerror="window.__pwned=4">sora-2'
 
 
 def test_a_hostile_payload_renders_as_text_and_runs_nothing(
-    login, owner, provider, poller, live_url, assert_no_console_errors
+    login, owner, provider, poller, live_url, assert_no_console_errors, settings
 ):
+    # The page offers the finished videos through the download proxy, which asks this provider.
+    settings.VIDEO_API_BASE_URL = provider.base_url
+    settings.VIDEO_API_KEY = "sk-test"
     failing = make_task(owner, "video_hostile", status=Status.PROCESSING, progress=30)
     js_link = make_task(owner, "video_js_link", status=Status.PROCESSING, progress=90)
     # Stored directly, as an older version or the admin might have: the template is the
@@ -226,8 +233,13 @@ def test_a_hostile_payload_renders_as_text_and_runs_nothing(
         expect(row.locator("[data-label=Model]")).to_have_text(HOSTILE_MODEL)
         for markup in ("img", "script", "b"):
             expect(row.locator(markup), check).to_have_count(0)
-        for task in (failing, js_link, stored):
-            expect(page.locator(f"#task-{task.pk} a.download"), check).to_have_count(0)
+        expect(page.locator(f"#task-{failing.pk} a.download"), check).to_have_count(0)
+        for task in (js_link, stored):
+            # A finished video is still offered, but only through the dashboard's own URL,
+            # which asks the provider's content endpoint instead of following the bad link.
+            expect(page.locator(f"#task-{task.pk} a.download"), check).to_have_attribute(
+                "href", f"/tasks/{task.pk}/download/"
+            )
         expect(page.locator("a[href^='javascript:' i]"), check).to_have_count(0)
         # An <img onerror> fires after its load fails, a moment after insertion.
         page.wait_for_timeout(300)
@@ -240,8 +252,14 @@ def test_a_hostile_payload_renders_as_text_and_runs_nothing(
     expect(detail.locator(".error-box code")).to_have_text("<b>bad</b>")
     for markup in ("img", "script", "b", "video"):
         expect(detail.locator(markup)).to_have_count(0)
+    provider.script(
+        "GET /videos/video_stored_js/content",
+        Reply(200, body=SAMPLE_MP4, headers={"Content-Type": "video/mp4"}),
+    )
     page.goto(f"{live_url}/tasks/{stored.pk}/")
-    expect(page.locator("#task-detail video")).to_have_count(0)
+    expect(page.locator("#task-detail video")).to_have_attribute(
+        "src", f"/tasks/{stored.pk}/download/?inline=1"
+    )
     expect(page.locator("a[href^='javascript:' i]")).to_have_count(0)
     page.wait_for_timeout(300)
     assert page.evaluate("typeof window.__pwned") == "undefined"

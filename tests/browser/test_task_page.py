@@ -102,7 +102,7 @@ def test_the_page_follows_the_task_to_completion_then_stops_polling(
     expect(timeline).to_have_count(3)
     expect(timeline.nth(2)).to_contain_text("processing → completed")
     expect(detail.locator("video.player")).to_have_attribute("src", url)
-    expect(detail.locator("a.download")).to_have_attribute("href", url)
+    expect(detail.locator("a.download")).to_have_attribute("href", f"/tasks/{task.pk}/download/")
     # The player really loads it: the CSP's media-src admits the provider's https CDN.
     # (Not wait_for_function: its polling evaluates a string, which the page's CSP forbids.)
     loaded = detail.locator("video.player").evaluate(
