@@ -200,6 +200,29 @@ VIDEO_REFERENCE_MAX_BYTES = env_int("VIDEO_REFERENCE_MAX_BYTES", 10 * 1024 * 102
 VIDEO_DOWNLOAD_MAX_BYTES = env_int("VIDEO_DOWNLOAD_MAX_BYTES", 2 * 1024**3, minimum=1024)
 VIDEO_DOWNLOAD_DEADLINE = env_float("VIDEO_DOWNLOAD_DEADLINE", 600.0, minimum=1, maximum=6 * 3600)
 
+# Kept copies: finished videos (and thumbnails) are copied into Django's storage before the
+# provider's link expires. The local disk by default (MEDIA_ROOT); any S3-compatible bucket
+# when VIDEO_STORAGE_BUCKET is set (a PaaS disk does not survive a restart).
+VIDEO_KEEP = env_bool("VIDEO_KEEP", default=True)
+VIDEO_KEEP_DAYS = env_int("VIDEO_KEEP_DAYS", 0, minimum=0)  # 0 = keep forever
+MEDIA_ROOT = BASE_DIR / "media"
+MEDIA_URL = "/media/"  # never served directly: kept files go through the download view
+VIDEO_STORAGE_BUCKET = env_str("VIDEO_STORAGE_BUCKET")
+if VIDEO_STORAGE_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": VIDEO_STORAGE_BUCKET,
+            "endpoint_url": env_str("VIDEO_STORAGE_ENDPOINT_URL") or None,
+            "region_name": env_str("VIDEO_STORAGE_REGION") or None,
+            "access_key": env_str("VIDEO_STORAGE_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("VIDEO_STORAGE_SECRET_ACCESS_KEY") or None,
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+
 # The built-in sandbox provider, served by this app under /sandbox/v1/ for local runs and
 # demos. Off unless enabled: in production it would be a free fake video API.
 VIDEO_SANDBOX = env_bool("VIDEO_SANDBOX", default=False)

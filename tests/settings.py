@@ -6,6 +6,8 @@ Only what a test run cannot provide is changed here; everything else is what ope
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("SECRET_KEY", "tests-only-" + "x" * 50)
 
@@ -28,3 +30,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # No collectstatic before tests: serve from the finders, as runserver does, instead of
 # warning that STATIC_ROOT does not exist.
 WHITENOISE_AUTOREFRESH = True
+
+# Kept copies go to a scratch directory of this run, never into the project.
+MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="video-dashboard-media-"))

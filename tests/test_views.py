@@ -292,13 +292,14 @@ def test_a_task_added_elsewhere_redraws_the_list(signed_in, owner):
 
 def test_the_dashboard_costs_the_same_with_many_tasks(signed_in, owner, django_assert_num_queries):
     make_task(owner, "one", status=Status.PROCESSING)
-    # session, user, counts, page, fingerprint, open submissions, provider state, heartbeat
-    with django_assert_num_queries(8):
+    # session, user, counts, page, fingerprint, open submissions, kept storage, provider
+    # state, heartbeat
+    with django_assert_num_queries(9):
         signed_in.get("/")
     VideoTask.objects.bulk_create(
         [VideoTask(owner=owner, task_id=f"bulk{i}", status=Status.PROCESSING) for i in range(300)]
     )
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):
         response = signed_in.get("/")
     assert response.content.decode().count('class="task status-') == 50
 

@@ -42,6 +42,14 @@ BOOKKEEPING_FIELDS = frozenset(
 )
 
 
+class KeepState(models.TextChoices):
+    WAITING = "waiting", "Waiting to copy"
+    COPYING = "copying", "Copying"
+    KEPT = "kept", "Kept"
+    FAILED = "failed", "Copy failed"
+    REMOVED = "removed", "Removed after retention"
+
+
 class VideoTaskQuerySet(models.QuerySet):
     def visible_to(self, user: Any) -> VideoTaskQuerySet:
         """The tasks this user may see: their own. Every page lookup starts here."""
@@ -66,6 +74,13 @@ class VideoTaskQuerySet(models.QuerySet):
         return self.filter(status__in=ACTIVE_STATUSES, polling_stopped=False).filter(
             Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now)
         )
+
+    def kept_storage(self) -> dict[str, int]:
+        """How many videos are kept and how many bytes they take, in one query."""
+        row = self.filter(keep_state=KeepState.KEPT).aggregate(
+            videos=models.Count("pk"), size=models.Sum("kept_bytes")
+        )
+        return {"videos": row["videos"], "bytes": row["size"] or 0}
 
     def matching(self, text: str) -> VideoTaskQuerySet:
         """Tasks whose ID, label or model contains `text` (case-insensitive)."""
@@ -194,6 +209,17 @@ class VideoTask(models.Model):
     )
     # Set when someone deleted the video at the provider from the dashboard.
     remote_deleted_at = models.DateTimeField(null=True, blank=True)
+
+    # The kept copy: the worker copies a finished video into our storage before the
+    # provider's link expires (see keep.py). Its own small state machine.
+    keep_state = models.CharField(max_length=16, choices=KeepState.choices, blank=True)
+    kept_file = models.FileField(upload_to="kept/videos/", max_length=300, blank=True)
+    kept_thumbnail = models.FileField(upload_to="kept/thumbnails/", max_length=300, blank=True)
+    kept_bytes = models.PositiveBigIntegerField(default=0)
+    kept_at = models.DateTimeField(null=True, blank=True)
+    keep_error = models.CharField(max_length=500, blank=True)
+    keep_attempts = models.PositiveSmallIntegerField(default=0)
+    next_keep_at = models.DateTimeField(null=True, blank=True)
     lease_token = models.UUIDField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(default=timezone.now, editable=False)
@@ -217,6 +243,12 @@ class VideoTask(models.Model):
             ),
             # The dashboard: one user's tasks, newest first (keyset pagination).
             models.Index(fields=["owner", "-created_at", "-id"], name="videotask_owner_recent"),
+            # The keeper's "what is due to copy" query (keep.py).
+            models.Index(
+                fields=["next_keep_at"],
+                name="videotask_keep_due",
+                condition=Q(keep_state__in=["waiting", "copying", "failed"]),
+            ),
             # The live refresh: "has anything of this user's changed since X?"
             models.Index(fields=["owner", "changed_at"], name="videotask_owner_changed"),
         ]
@@ -240,9 +272,15 @@ class VideoTask(models.Model):
         return self.url if urlsplit(self.url).scheme.lower() in ("http", "https") else ""
 
     @property
+    def is_kept(self) -> bool:
+        return self.keep_state == KeepState.KEPT and bool(self.kept_file)
+
+    @property
     def can_download(self) -> bool:
-        """Whether the dashboard can still fetch the video from the provider for someone:
-        finished, not deleted there, and its link (if it announced an expiry) still alive."""
+        """Whether the dashboard can serve the video: from its kept copy, or else from the
+        provider while the video exists there and its link (if it has an expiry) lives."""
+        if self.is_kept:
+            return True
         return self.status == Status.COMPLETED and not self.remote_deleted_at and not self.link_expired
 
     @property
@@ -318,6 +356,9 @@ class VideoTask(models.Model):
         if new_status in TERMINAL_STATUSES:
             # Some gateways fill completed_at while still running: only trust it now.
             put("completed_at", snapshot.completed_at or now)
+            if new_status == Status.COMPLETED and settings.VIDEO_KEEP and not self.keep_state:
+                put("keep_state", KeepState.WAITING)
+                put("next_keep_at", now)
             put("eta_at", None, clear=True)
         elif new_status == Status.PROCESSING:
             if self.processing_started_at is None:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -55,6 +55,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     context["form"] = TrackTasksForm()
     context["create_form"] = CreateVideoForm()
     context["submissions"] = _open_submissions(request)
+    context["kept"] = VideoTask.objects.visible_to(request.user).kept_storage()
     context["worker"] = WorkerStatus.current()
     context["status_choices"] = Status.choices
     return render(request, "videos/dashboard.html", context)
@@ -311,6 +312,18 @@ def download(request: HttpRequest, pk: int) -> HttpResponse:
     variant = request.GET.get("variant", "video")
     if variant not in downloads.VARIANTS or not task.can_download:
         raise Http404("No such file for this task.")
+    inline = variant != "video" or bool(request.GET.get("inline"))
+    kept = {"video": task.kept_file, "thumbnail": task.kept_thumbnail}.get(variant)
+    if task.is_kept and kept:
+        # Our own copy outlives the provider's link.
+        response = FileResponse(
+            kept.open("rb"),
+            content_type=downloads.VARIANTS[variant][1],
+            as_attachment=not inline,
+            filename=downloads.file_name(task, variant),
+        )
+        response["Cache-Control"] = "private, no-store"
+        return response
     try:
         remote = downloads.open_remote(task, variant)
     except FetchRefused as refused:
@@ -330,7 +343,7 @@ def download(request: HttpRequest, pk: int) -> HttpResponse:
     response = StreamingHttpResponse(remote.iter_bytes(), content_type=content_type)
     if remote.content_length is not None:
         response["Content-Length"] = str(remote.content_length)
-    disposition = "inline" if variant != "video" or request.GET.get("inline") else "attachment"
+    disposition = "inline" if inline else "attachment"
     response["Content-Disposition"] = f'{disposition}; filename="{downloads.file_name(task, variant)}"'
     response["Cache-Control"] = "private, no-store"
     return response

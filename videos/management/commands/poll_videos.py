@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, InterfaceError, close_old_connections, connections
 from django.utils import timezone
 
+from videos import keep
 from videos.models import WorkerHeartbeat
 from videos.polling import PassReport, Poller, backoff_delay
 from videos.submissions import reconcile
@@ -133,6 +135,9 @@ class Command(BaseCommand):
             settings.VIDEO_POLL_INTERVAL,
             poller.concurrency,
         )
+        if settings.VIDEO_KEEP:
+            # Copying a finished video can take minutes; it must never hold up polling.
+            threading.Thread(target=self._keep_loop, name="keeper", daemon=True).start()
         database_failures = 0
         heartbeat = Heartbeat()
         while not self.shutdown:
@@ -161,6 +166,23 @@ class Command(BaseCommand):
         except DatabaseError:
             logger.warning("could not record the worker's stop", exc_info=True)
         logger.info("poller stopped")
+
+    def _keep_loop(self) -> None:
+        """Copies finished videos into storage, on its own thread and database connection.
+        A copy cut short by a stop is retried later (see keep.COPY_LEASE)."""
+        try:
+            while not self.shutdown:
+                close_old_connections()
+                try:
+                    copied = keep.run(should_stop=lambda: self.shutdown)
+                    keep.prune()
+                except DatabaseError:
+                    logger.exception("keeper: database error; retrying shortly")
+                    copied = 0
+                if not copied:
+                    self._sleep(2.0)
+        finally:
+            connections.close_all()
 
     def _sleep(self, seconds: float) -> None:
         # Short slices, so a signal during a long wait still stops the worker promptly.

@@ -1,0 +1,150 @@
+"""Kept copies: the worker copies each finished video (and its thumbnail, when the
+provider has one) into Django's storage before the provider's link expires, so downloads
+and the player keep working afterwards. Never regenerates a video: it only fetches bytes
+that already exist, with retries and backoff when the fetch fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db.models import Q
+from django.utils import timezone
+
+from videos import downloads
+from videos.models import KeepState, Status, VideoTask
+from videos.safe_fetch import FetchError, FetchFailed
+
+logger = logging.getLogger("videos.keep")
+
+# Give up after this many failed copies in a row (about a day of backoff), or at once when
+# the provider says the file is gone.
+MAX_ATTEMPTS = 10
+# A copy in progress is presumed dead (worker killed) after this long and is retried.
+COPY_LEASE = timedelta(minutes=30)
+
+
+def due(now=None) -> list[VideoTask]:
+    """Copies to make now: waiting or failed-and-retrying, or a copy whose worker died."""
+    now = now or timezone.now()
+    return list(
+        VideoTask.objects.filter(
+            Q(keep_state__in=[KeepState.WAITING, KeepState.FAILED, KeepState.COPYING]),
+            next_keep_at__lte=now,
+            status=Status.COMPLETED,
+            remote_deleted_at__isnull=True,
+        ).order_by("next_keep_at")[:10]
+    )
+
+
+def run(limit: int = 10, should_stop=lambda: False) -> int:
+    """Make the due copies (at most `limit`); returns how many were kept."""
+    kept = 0
+    for task in due()[:limit]:
+        if should_stop():
+            break
+        if not _claim(task):
+            continue  # another worker took it
+        kept += keep(task)
+    return kept
+
+
+def _claim(task: VideoTask) -> bool:
+    now = timezone.now()
+    return bool(
+        VideoTask.objects.filter(
+            pk=task.pk, keep_state=task.keep_state, next_keep_at=task.next_keep_at
+        ).update(keep_state=KeepState.COPYING, next_keep_at=now + COPY_LEASE)
+    )
+
+
+def keep(task: VideoTask) -> bool:
+    """Copy one task's video (and thumbnail) into storage. Records the outcome on the task."""
+    now = timezone.now()
+    try:
+        name, size = _copy(task, "video", "videos")
+    except FetchError as error:
+        _failed(task, error, now)
+        return False
+    thumbnail = ""
+    with contextlib.suppress(FetchError):  # many providers have none; the video is what matters
+        thumbnail, _ = _copy(task, "thumbnail", "thumbnails")
+    VideoTask.objects.filter(pk=task.pk).update(
+        keep_state=KeepState.KEPT,
+        kept_file=name,
+        kept_thumbnail=thumbnail,
+        kept_bytes=size,
+        kept_at=now,
+        keep_error="",
+        next_keep_at=None,
+        changed_at=now,
+    )
+    logger.info("task %s (%s): kept a copy (%d bytes)", task.pk, task.task_id, size)
+    return True
+
+
+def _copy(task: VideoTask, variant: str, folder: str) -> tuple[str, int]:
+    """Stream one file from the provider into storage; returns its stored name and size."""
+    with (
+        downloads.open_remote(task, variant) as remote,
+        tempfile.SpooledTemporaryFile(8 * 1024 * 1024) as buffer,
+    ):
+        size = 0
+        for chunk in remote.iter_bytes():
+            buffer.write(chunk)
+            size += len(chunk)
+        if size == 0:
+            raise FetchFailed("The provider sent an empty file.", transient=True)
+        buffer.seek(0)
+        name = f"kept/{folder}/{downloads.file_name(task, variant).rsplit('.', 1)[0]}-{uuid.uuid4().hex[:8]}"
+        name += "." + downloads.VARIANTS[variant][0]
+        stored = default_storage.save(name, File(buffer, name=name))
+    return stored, size
+
+
+def _failed(task: VideoTask, error: FetchError, now) -> None:
+    attempts = task.keep_attempts + 1
+    gone = isinstance(error, FetchFailed) and error.status_code in (404, 410)
+    permanent = gone or not getattr(error, "transient", False) or attempts >= MAX_ATTEMPTS
+    retry_at = None if permanent else now + timedelta(seconds=min(30 * 2**attempts, 6 * 3600))
+    VideoTask.objects.filter(pk=task.pk).update(
+        keep_state=KeepState.FAILED,
+        keep_error=error.reason[:500],
+        keep_attempts=attempts,
+        next_keep_at=retry_at,
+        changed_at=now,
+    )
+    logger.warning(
+        "task %s (%s): could not keep a copy (%s)%s",
+        task.pk,
+        task.task_id,
+        error.reason,
+        "; giving up" if permanent else f"; retrying at {retry_at:%H:%M:%S}",
+    )
+
+
+def prune(now=None) -> int:
+    """Delete kept files older than VIDEO_KEEP_DAYS (0 keeps them forever)."""
+    if not settings.VIDEO_KEEP_DAYS:
+        return 0
+    now = now or timezone.now()
+    old = VideoTask.objects.filter(
+        keep_state=KeepState.KEPT, kept_at__lt=now - timedelta(days=settings.VIDEO_KEEP_DAYS)
+    )
+    removed = 0
+    for task in old:
+        for stored in (task.kept_file, task.kept_thumbnail):
+            if stored:
+                default_storage.delete(stored.name)
+        VideoTask.objects.filter(pk=task.pk).update(
+            keep_state=KeepState.REMOVED, kept_file="", kept_thumbnail="", kept_bytes=0, changed_at=now
+        )
+        removed += 1
+    return removed
