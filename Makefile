@@ -10,7 +10,9 @@ PORT ?= 8000
 # The embedded defaults of a local run: SQLite, DEBUG, and the built-in sandbox provider
 # served by the same web server, so no key and no network are needed.
 LOCAL_ENV := DEBUG=1 VIDEO_SANDBOX=1 \
-	VIDEO_API_BASE_URL=http://127.0.0.1:$(PORT)/sandbox/v1 VIDEO_API_KEY=sandbox-local-key
+	VIDEO_API_BASE_URL=http://127.0.0.1:$(PORT)/sandbox/v1 VIDEO_API_KEY=sandbox-local-key \
+	VIDEO_MODELS=sandbox-video-1,sandbox-video-1-hd VIDEO_SIZES=1280x720,720x1280,1920x1080 \
+	VIDEO_SECONDS=4,8,12
 
 .PHONY: install run test lint bench bench-dashboard clean
 

@@ -197,6 +197,9 @@ def _openai_payload(
         "expires_at": None,
         "seconds": video.seconds,
         "size": video.size,
+        # Sora's video object carries the prompt; it lets a client recognise its own video
+        # in the list when a create's answer was lost.
+        "prompt": video.prompt,
         "remixed_from_video_id": None,
         "error": None,
     }

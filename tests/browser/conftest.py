@@ -16,6 +16,9 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
+from videos.client import VideoAPIClient
+from videos.polling import Poller
+
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 # Long enough for a cold Chromium on a busy CI machine, short enough that a broken page
 # fails the test in seconds instead of hanging the run.
@@ -187,3 +190,12 @@ def login(page: Page, live_url: str) -> Callable[[str, str], Page]:
         return page
 
     return sign_in
+
+
+@pytest.fixture
+def poller(provider, db) -> Iterator[Poller]:
+    """A real poller against the test's fake provider; tests run its passes themselves."""
+    client = VideoAPIClient(provider.base_url, "sk-test", timeout=2.0, connect_timeout=1.0)
+    engine = Poller(client, interval=5.0, concurrency=2)
+    yield engine
+    engine.close()

@@ -9,16 +9,13 @@ htmx refresh, without a reload. The page asks for news every 3 s, so waits are 1
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from django.utils import timezone
 from playwright.sync_api import Locator, Page, Request, expect
 
 from tests.fake_provider import Reply, video
-from videos.client import VideoAPIClient
 from videos.models import Status, VideoTask
 from videos.polling import Poller
 
@@ -28,14 +25,6 @@ SAMPLE_MP4 = (Path(__file__).resolve().parents[2] / "static" / "sandbox" / "samp
 LIVE_TIMEOUT = 10_000
 # Over two refresh periods (3 s each): a page still polling would have asked at least twice.
 QUIET_MS = 7_000
-
-
-@pytest.fixture
-def poller(provider, db) -> Iterator[Poller]:
-    client = VideoAPIClient(provider.base_url, "sk-test", timeout=2.0, connect_timeout=1.0)
-    engine = Poller(client, interval=5.0, concurrency=2)
-    yield engine
-    engine.close()
 
 
 def make_task(owner, task_id: str, **fields) -> VideoTask:
