@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from videos.models import ACTIVE_STATUSES, ProviderState, TaskEvent, VideoTask, WorkerHeartbeat
+from videos.models import ACTIVE_STATUSES, ProviderState, Submission, TaskEvent, VideoTask, WorkerHeartbeat
 
 # What the provider owns: shown, never edited by hand, so the admin and the poller do not
 # fight over them.
@@ -33,6 +33,16 @@ REMOTE_FIELDS = (
     "not_found_count",
     "last_error",
     "created_at",
+    "keep_state",
+    "kept_file",
+    "kept_thumbnail",
+    "kept_bytes",
+    "kept_at",
+    "keep_error",
+    "keep_attempts",
+    "next_keep_at",
+    "remixed_from",
+    "remote_deleted_at",
 )
 
 
@@ -63,7 +73,7 @@ class VideoTaskAdmin(admin.ModelAdmin):
         "poll_count",
         "polling_stopped",
     )
-    list_filter = ("status", "polling_stopped", "model", "owner")
+    list_filter = ("status", "keep_state", "polling_stopped", "model", "owner")
     search_fields = ("task_id", "label", "owner__username", "owner__email")
     list_select_related = ("owner",)
     readonly_fields = REMOTE_FIELDS
@@ -89,6 +99,23 @@ class VideoTaskAdmin(admin.ModelAdmin):
                     "expires_at",
                     "processing_started_at",
                     "eta_at",
+                )
+            },
+        ),
+        (
+            "Kept copy",
+            {
+                "fields": (
+                    "keep_state",
+                    "kept_file",
+                    "kept_thumbnail",
+                    "kept_bytes",
+                    "kept_at",
+                    "keep_error",
+                    "keep_attempts",
+                    "next_keep_at",
+                    "remixed_from",
+                    "remote_deleted_at",
                 )
             },
         ),
@@ -148,6 +175,34 @@ class TaskEventAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: TaskEvent | None = None) -> bool:
+        return False
+
+
+@admin.register(Submission)
+class SubmissionAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "owner", "state", "model", "size", "seconds", "task", "reconcile_attempts")
+    list_filter = ("state", "model")
+    search_fields = ("prompt", "owner__username", "task__task_id")
+    list_select_related = ("owner", "task")
+    readonly_fields = (
+        "owner",
+        "prompt",
+        "model",
+        "seconds",
+        "size",
+        "reference_name",
+        "remix_of",
+        "state",
+        "error_code",
+        "error_message",
+        "created_at",
+        "answered_at",
+        "task",
+        "reconcile_attempts",
+        "next_reconcile_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
 
