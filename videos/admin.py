@@ -7,9 +7,9 @@ from django.utils import timezone
 
 from videos.models import ACTIVE_STATUSES, ProviderState, Submission, TaskEvent, VideoTask, WorkerHeartbeat
 
-# What the provider owns: shown, never edited by hand, so the admin and the poller do not
-# fight over them.
-REMOTE_FIELDS = (
+# What the provider and the worker own: shown, never edited by hand, so the admin and the
+# poller do not fight over them. Grouped as the change page shows them.
+PROVIDER_FIELDS = (
     "status",
     "raw_status",
     "progress",
@@ -23,16 +23,10 @@ REMOTE_FIELDS = (
     "remote_created_at",
     "completed_at",
     "expires_at",
-    "raw_payload",
-    "last_polled_at",
-    "next_poll_at",
-    "eta_at",
     "processing_started_at",
-    "poll_count",
-    "consecutive_errors",
-    "not_found_count",
-    "last_error",
-    "created_at",
+    "eta_at",
+)
+KEPT_FIELDS = (
     "keep_state",
     "kept_file",
     "kept_thumbnail",
@@ -44,6 +38,17 @@ REMOTE_FIELDS = (
     "remixed_from",
     "remote_deleted_at",
 )
+POLLING_FIELDS = (
+    "created_at",
+    "last_polled_at",
+    "next_poll_at",
+    "poll_count",
+    "consecutive_errors",
+    "not_found_count",
+    "last_error",
+    "raw_payload",
+)
+REMOTE_FIELDS = PROVIDER_FIELDS + KEPT_FIELDS + POLLING_FIELDS
 
 
 class TaskEventInline(admin.TabularInline):
@@ -80,60 +85,9 @@ class VideoTaskAdmin(admin.ModelAdmin):
     raw_id_fields = ("owner",)
     fieldsets = (
         (None, {"fields": ("owner", "task_id", "label", "polling_stopped")}),
-        (
-            "From the provider",
-            {
-                "fields": (
-                    "status",
-                    "raw_status",
-                    "progress",
-                    "model",
-                    "seconds",
-                    "size",
-                    "url",
-                    "error_code",
-                    "error_message",
-                    "metadata",
-                    "remote_created_at",
-                    "completed_at",
-                    "expires_at",
-                    "processing_started_at",
-                    "eta_at",
-                )
-            },
-        ),
-        (
-            "Kept copy",
-            {
-                "fields": (
-                    "keep_state",
-                    "kept_file",
-                    "kept_thumbnail",
-                    "kept_bytes",
-                    "kept_at",
-                    "keep_error",
-                    "keep_attempts",
-                    "next_keep_at",
-                    "remixed_from",
-                    "remote_deleted_at",
-                )
-            },
-        ),
-        (
-            "Polling",
-            {
-                "fields": (
-                    "created_at",
-                    "last_polled_at",
-                    "next_poll_at",
-                    "poll_count",
-                    "consecutive_errors",
-                    "not_found_count",
-                    "last_error",
-                    "raw_payload",
-                )
-            },
-        ),
+        ("From the provider", {"fields": PROVIDER_FIELDS}),
+        ("Kept copy", {"fields": KEPT_FIELDS}),
+        ("Polling", {"fields": POLLING_FIELDS}),
     )
     inlines = (TaskEventInline,)
     actions = ("poll_now", "stop_polling")
