@@ -272,6 +272,11 @@ class VideoTask(models.Model):
         return self.url if urlsplit(self.url).scheme.lower() in ("http", "https") else ""
 
     @property
+    def is_settled(self) -> bool:
+        """Nothing more will change by itself: finished, and no copy on its way to storage."""
+        return self.is_terminal and self.keep_state not in (KeepState.WAITING, KeepState.COPYING)
+
+    @property
     def is_kept(self) -> bool:
         return self.keep_state == KeepState.KEPT and bool(self.kept_file)
 

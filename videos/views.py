@@ -212,7 +212,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         context["fragment"] = True
         response = render(request, "videos/_task_detail.html", context)
-        if task.is_terminal:
+        if task.is_settled:
             response.status_code = STOP_POLLING
         return response
     context["worker"] = WorkerStatus.current()

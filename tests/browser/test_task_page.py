@@ -16,9 +16,10 @@ from django.conf import settings
 from django.utils import timezone
 from playwright.sync_api import Locator, Page, Request, Route, expect
 
-from tests.fake_provider import video
+from tests.fake_provider import Reply, video
+from videos import keep
 from videos.client import VideoAPIClient
-from videos.models import Status, VideoTask
+from videos.models import KeepState, Status, VideoTask
 from videos.polling import Poller
 
 LIVE_TIMEOUT = 10_000  # three refresh periods of 3 s
@@ -58,8 +59,10 @@ def serve_sample_video(route: Route) -> None:
 
 
 def test_the_page_follows_the_task_to_completion_then_stops_polling(
-    login, owner, provider, poller, live_url, assert_no_console_errors
+    login, owner, provider, poller, live_url, assert_no_console_errors, settings
 ):
+    # No copy to wait for (that has its own test below): the page is settled on completion.
+    settings.VIDEO_KEEP = False
     task = track(owner, "video_detail", "Product demo")
     # Already known as queued, so the first poll changes nothing but "Last checked".
     VideoTask.objects.filter(pk=task.pk).update(raw_status="queued")
@@ -200,3 +203,33 @@ def test_another_users_task_is_a_404(login, owner, outsider, live_url):
     errors = list(page.console_errors)
     page.console_errors.clear()
     assert all("status of 404" in error for error in errors), errors
+
+
+def test_the_page_keeps_watching_until_the_copy_is_kept(
+    login, owner, provider, live_url, settings, assert_no_console_errors
+):
+    settings.VIDEO_API_BASE_URL = provider.base_url
+    settings.VIDEO_API_KEY = "sk-test"
+    task = VideoTask.objects.create(
+        owner=owner,
+        task_id="video_keeping",
+        label="Keeping",
+        status=Status.COMPLETED,
+        progress=100,
+        keep_state=KeepState.WAITING,
+        next_keep_at=timezone.now(),
+    )
+    # The player streams through the dashboard meanwhile; the same bytes are then kept
+    # (the fake provider repeats its last answer for every variant).
+    provider.script(
+        "GET /videos/video_keeping/content",
+        Reply(200, body=SAMPLE_VIDEO.read_bytes(), headers={"Content-Type": "video/mp4"}),
+    )
+    page = login("owner", "owner-password-1")
+    page.goto(f"{live_url}/tasks/{task.pk}/")
+    detail = page.locator("#task-detail")
+    expect(detail).to_contain_text("waiting to copy")
+    expect(detail).to_have_attribute("data-live", "")
+    assert keep.run() == 1
+    expect(detail.locator(".ok")).to_contain_text("kept copy", timeout=10_000)
+    expect(page.locator("#task-detail")).not_to_have_attribute("data-live", "")
