@@ -21,6 +21,8 @@ import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
+from videos.safe_fetch import Download, SafeFetcher
+
 USER_AGENT = "video-task-dashboard/0.1 (+https://github.com/)"
 MAX_TASK_ID_LENGTH = 255
 # A wait longer than this from a Retry-After header is a misconfigured gateway, not a plan.
@@ -296,6 +298,19 @@ class VideoAPIClient:
         if 200 <= status_code < 300:
             return data if isinstance(data, dict) else {}
         raise self._error_for(status_code, headers, data)
+
+    def content_url(self, task_id: str, variant: str = "video") -> str:
+        return f"{self.task_url(task_id)}/content?variant={quote(variant, safe='')}"
+
+    def open_content(self, task_id: str, variant: str, fetcher: SafeFetcher) -> Download:
+        """GET /videos/{id}/content: the video (or thumbnail) bytes, streamed.
+
+        Through `fetcher` rather than this client's session: a file can be gigabytes and
+        must stream under the fetcher's size cap and deadline, and a redirect to a CDN is
+        checked like any other untrusted link (the key is dropped if it leaves the host).
+        """
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        return fetcher.open(self.content_url(task_id, variant), headers=headers)
 
     def list_videos(self, *, after: str = "", limit: int = 100, order: str = "desc") -> dict[str, Any]:
         """GET /videos: one page of the account's videos (`data`, `has_more`, `last_id`)."""

@@ -9,11 +9,12 @@ server reach into its own network.
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
 from videos.models import VideoTask
+from videos.provider import configured_client
 from videos.safe_fetch import Download, SafeFetcher
 
 VARIANTS = {
@@ -35,20 +36,15 @@ def fetcher() -> SafeFetcher:
     )
 
 
-def content_url(task: VideoTask, variant: str) -> str:
-    """The provider's own content endpoint for this task and variant."""
-    return f"{settings.VIDEO_API_BASE_URL}/videos/{quote(task.task_id, safe='')}/content?variant={variant}"
-
-
 def open_remote(task: VideoTask, variant: str = "video") -> Download:
     """Open the bytes of a task's video or thumbnail at the provider. Raises FetchError."""
     url = task.download_url if variant == "video" else ""
     if not url:
-        url = content_url(task, variant)
+        return configured_client().open_content(task.task_id, variant, fetcher())
     headers = {}
     if urlsplit(url).hostname == provider_host() and settings.VIDEO_API_KEY:
-        # Only the provider's own host gets the key; SafeFetcher drops it on any redirect
-        # that leaves that host.
+        # A direct link on the provider's own host may need the key; SafeFetcher drops it
+        # on any redirect that leaves that host. Links elsewhere (CDNs) never get it.
         headers["Authorization"] = f"Bearer {settings.VIDEO_API_KEY}"
     return fetcher().open(url, headers=headers)
 
