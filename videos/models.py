@@ -116,7 +116,9 @@ class VideoTaskQuerySet(models.QuerySet):
         latest = row["latest"].isoformat() if row["latest"] else "-"
         return f"{row['n']}~{latest}"
 
-    def track(self, owner: Any, entries: list[tuple[str, str]]) -> tuple[list[VideoTask], list[str]]:
+    def track(
+        self, owner: Any, entries: list[tuple[str, str]], note: str = ""
+    ) -> tuple[list[VideoTask], list[str]]:
         """Start tracking (task_id, label) pairs for `owner`.
 
         Returns the tasks created and the IDs the owner already tracked (reported, not
@@ -134,7 +136,9 @@ class VideoTaskQuerySet(models.QuerySet):
                 task = VideoTask.objects.create(
                     owner=owner, task_id=task_id, label=labels[task_id][:200], created_at=now, changed_at=now
                 )
-                TaskEvent.objects.create(task=task, at=now, kind=TaskEvent.Kind.TRACKED, status=task.status)
+                TaskEvent.objects.create(
+                    task=task, at=now, kind=TaskEvent.Kind.TRACKED, status=task.status, message=note
+                )
                 created.append(task)
         return created, [task_id for task_id in wanted if task_id in existing]
 

@@ -202,16 +202,9 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     task = get_object_or_404(VideoTask.objects.visible_to(request.user), pk=pk)
     if request.htmx and request.GET.get("token") == task.live_token():
         return HttpResponse(status=204)
-    events = list(task.events.all())
-    context = {
-        "task": task,
-        "events": events,
-        "durations": task.phase_durations(events),
-        "live_every": LIVE_EVERY,
-    }
+    context = _detail_context(task)
     if request.htmx:
-        context["fragment"] = True
-        response = render(request, "videos/_task_detail.html", context)
+        response = render(request, "videos/_task_detail.html", {**context, "fragment": True})
         if task.is_settled:
             response.status_code = STOP_POLLING
         return response
@@ -228,17 +221,20 @@ def refresh_task(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.info(request, "This task has finished; the provider will not be asked again.")
     if request.htmx:
+        # Re-read: the page shows the task as it is now, not as it was before the click.
         task.refresh_from_db()
-        events = list(task.events.all())
-        context = {
-            "task": task,
-            "events": events,
-            "durations": task.phase_durations(events),
-            "live_every": LIVE_EVERY,
-            "fragment": True,
-        }
-        return render(request, "videos/_task_detail.html", context)
+        return render(request, "videos/_task_detail.html", {**_detail_context(task), "fragment": True})
     return redirect(f"/tasks/{task.pk}/")
+
+
+def _detail_context(task: VideoTask) -> dict:
+    events = list(task.events.all())
+    return {
+        "task": task,
+        "events": events,
+        "durations": task.phase_durations(events),
+        "live_every": LIVE_EVERY,
+    }
 
 
 @require_http_methods(["GET", "POST"])

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from videos import sandbox
-from videos.models import Status, TaskEvent, VideoTask
+from videos.models import VideoTask
 
 # (label, duration in s, outcome, vocabulary, seconds, size). The short ones finish while
 # the visitor is still reading the page; everything is over within two minutes; both
@@ -69,7 +69,7 @@ class Command(BaseCommand):
     @transaction.atomic
     def _seed(self, user: Any) -> list[VideoTask]:
         now = timezone.now()
-        tasks = []
+        entries = []
         for label, duration, outcome, vocabulary, seconds, size in DEMO_VIDEOS:
             video = sandbox.create_video(
                 prompt=label,
@@ -80,18 +80,6 @@ class Command(BaseCommand):
                 vocabulary=vocabulary,
                 now=now,
             )
-            task = VideoTask.objects.create(
-                owner=user,
-                task_id=video.video_id,
-                label=f"Demo: {label}",
-                status=Status.PENDING,
-                next_poll_at=None,
-            )
-            TaskEvent.objects.create(
-                task=task,
-                kind=TaskEvent.Kind.TRACKED,
-                status=Status.PENDING,
-                message="Tracked from the demo seed.",
-            )
-            tasks.append(task)
+            entries.append((video.video_id, f"Demo: {label}"))
+        tasks, _already = VideoTask.objects.track(user, entries, note="Tracked from the demo seed.")
         return tasks
