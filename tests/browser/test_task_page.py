@@ -7,32 +7,21 @@ loopback fake provider, and the open page must follow through its htmx refresh.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from django.conf import settings
 from django.utils import timezone
 from playwright.sync_api import Locator, Page, Request, Route, expect
 
 from tests.fake_provider import Reply, video
 from videos import keep
-from videos.client import VideoAPIClient
 from videos.models import KeepState, Status, VideoTask
 from videos.polling import Poller
 
 LIVE_TIMEOUT = 10_000  # three refresh periods of 3 s
 CDN = "https://cdn.example"
 SAMPLE_VIDEO = Path(settings.BASE_DIR) / "static" / "sandbox" / "sample.mp4"
-
-
-@pytest.fixture
-def poller(provider, db) -> Iterator[Poller]:
-    client = VideoAPIClient(provider.base_url, "sk-test", timeout=2.0, connect_timeout=1.0)
-    engine = Poller(client, interval=5.0, concurrency=2)
-    yield engine
-    engine.close()
 
 
 def poll(poller: Poller, task: VideoTask) -> None:
