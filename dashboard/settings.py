@@ -199,6 +199,7 @@ VIDEO_REFERENCE_MAX_BYTES = env_int("VIDEO_REFERENCE_MAX_BYTES", 10 * 1024 * 102
 # largest file it fetches, and how long one fetch may take in all.
 VIDEO_DOWNLOAD_MAX_BYTES = env_int("VIDEO_DOWNLOAD_MAX_BYTES", 2 * 1024**3, minimum=1024)
 VIDEO_DOWNLOAD_DEADLINE = env_float("VIDEO_DOWNLOAD_DEADLINE", 600.0, minimum=1, maximum=6 * 3600)
+VIDEO_DOWNLOAD_CONCURRENCY = env_int("VIDEO_DOWNLOAD_CONCURRENCY", 2, minimum=1, maximum=256)  # per process
 
 # Kept copies: finished videos (and thumbnails) are copied into Django's storage before the
 # provider's link expires. The local disk by default (MEDIA_ROOT); any S3-compatible bucket

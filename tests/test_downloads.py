@@ -75,7 +75,8 @@ def test_the_thumbnail_variant(configured, signed_in, owner):
     response = signed_in.get(f"/tasks/{task.pk}/download/", {"variant": "thumbnail"})
     assert body(response) == jpeg
     assert response["Content-Type"] == "image/jpeg"
-    assert response["Content-Disposition"].startswith("inline")
+    # An attachment even so: <img> and a poster ignore Content-Disposition.
+    assert response["Content-Disposition"] == 'attachment; filename="video_thumb-thumbnail.jpg"'
     assert configured.requests[0].raw_path.endswith("/content?variant=thumbnail")
 
 

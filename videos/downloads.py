@@ -4,14 +4,23 @@ The provider's direct link is used while it lives; otherwise the provider's cont
 endpoint, with the key, which never leaves the server. Every fetch goes through
 SafeFetcher: a link found in an API answer is untrusted input, and must not make the
 server reach into its own network.
+
+What we send back is ours to decide, never the provider's: the content type comes from the
+variant (`served_type`), and every download answer carries `protect`'s headers, so a body
+the provider labels HTML, SVG or JavaScript is never run on the dashboard's origin. And a
+process streams at most VIDEO_DOWNLOAD_CONCURRENCY files at once (`stream`), so a hung
+provider cannot hold every web thread.
 """
 
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+import threading
+from collections.abc import Iterator
 
 from django.conf import settings
+from django.http import HttpResponseBase
+from django.utils.http import content_disposition_header
 
 from videos.models import VideoTask
 from videos.provider import configured_client
@@ -23,14 +32,27 @@ VARIANTS = {
     "spritesheet": ("jpg", "image/jpeg"),
 }
 
+# Types a browser only ever displays, never runs, for each variant. A provider's type off
+# this list (HTML, XML, SVG, JavaScript, text, empty...) is replaced by the variant's own.
+_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+PASSIVE_TYPES = {
+    "video": frozenset({"video/mp4", "video/webm", "video/quicktime"}),
+    "thumbnail": _IMAGE_TYPES,
+    "spritesheet": _IMAGE_TYPES,
+}
 
-def provider_host() -> str:
-    return urlsplit(settings.VIDEO_API_BASE_URL).hostname or ""
+# Sent with every download answer, files and errors alike: no sniffing a type of its own,
+# and a document that may run nothing and load nothing, should a browser open it anyway.
+DOWNLOAD_CSP = "default-src 'none'; sandbox"
+# Seconds a client is asked to wait when every download slot is taken.
+BUSY_RETRY_AFTER = 5
 
 
 def fetcher() -> SafeFetcher:
+    """The fetcher for the provider's files: only the configured provider's exact origin
+    (scheme, host, port) may be on loopback or a private network."""
     return SafeFetcher(
-        trusted_hosts={provider_host()} - {""},
+        trusted_origins=[settings.VIDEO_API_BASE_URL],
         max_bytes=settings.VIDEO_DOWNLOAD_MAX_BYTES,
         deadline=settings.VIDEO_DOWNLOAD_DEADLINE,
     )
@@ -39,14 +61,12 @@ def fetcher() -> SafeFetcher:
 def open_remote(task: VideoTask, variant: str = "video") -> Download:
     """Open the bytes of a task's video or thumbnail at the provider. Raises FetchError."""
     url = task.download_url if variant == "video" else ""
+    client = configured_client()
     if not url:
-        return configured_client().open_content(task.task_id, variant, fetcher())
-    headers = {}
-    if urlsplit(url).hostname == provider_host() and settings.VIDEO_API_KEY:
-        # A direct link on the provider's own host may need the key; SafeFetcher drops it
-        # on any redirect that leaves that host. Links elsewhere (CDNs) never get it.
-        headers["Authorization"] = f"Bearer {settings.VIDEO_API_KEY}"
-    return fetcher().open(url, headers=headers)
+        return client.open_content(task.task_id, variant, fetcher())
+    # A direct link under the provider's base URL may need the key; SafeFetcher sends it to
+    # nothing else (another port, scheme or path of the same host, a CDN, a redirect).
+    return fetcher().open(url, **client.credentials())
 
 
 def file_name(task: VideoTask, variant: str) -> str:
@@ -54,3 +74,111 @@ def file_name(task: VideoTask, variant: str) -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", task.task_id).strip("._") or f"task-{task.pk}"
     extension = VARIANTS[variant][0]
     return f"{stem[:120]}.{extension}" if variant == "video" else f"{stem[:120]}-{variant}.{extension}"
+
+
+def served_type(variant: str, provider_type: str = "") -> str:
+    """The Content-Type we serve a variant with: the provider's if it is a passive type for
+    that variant (parameters dropped), else the variant's default."""
+    media_type = provider_type.split(";", 1)[0].strip().lower()
+    return media_type if media_type in PASSIVE_TYPES[variant] else VARIANTS[variant][1]
+
+
+def protect(response: HttpResponseBase, filename: str, *, inline: bool = False) -> HttpResponseBase:
+    """Give a download answer (a file or an error) the headers that keep it inert."""
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = DOWNLOAD_CSP
+    response["Content-Disposition"] = content_disposition_header(not inline, filename)
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+class Busy(Exception):
+    """Every download slot of this process is taken; try again in a few seconds."""
+
+
+class DownloadSlots:
+    """A process-wide, non-blocking count of proxied downloads in flight, at most
+    VIDEO_DOWNLOAD_CONCURRENCY (read on each `take`, so a changed setting applies at once).
+
+    A slot is held from before the provider is contacted until the body has been sent or
+    abandoned, so a provider that hangs can hold at most that many of a process's threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.in_use = 0
+
+    def take(self) -> Slot | None:
+        with self._lock:
+            if self.in_use >= settings.VIDEO_DOWNLOAD_CONCURRENCY:
+                return None
+            self.in_use += 1
+            return Slot(self)
+
+    def _give_back(self, slot: Slot) -> None:
+        with self._lock:
+            if slot.held:
+                slot.held = False
+                self.in_use -= 1
+
+
+class Slot:
+    def __init__(self, slots: DownloadSlots) -> None:
+        self._slots = slots
+        self.held = True
+
+    def release(self) -> None:
+        """Give the slot back; once only, however many paths get here."""
+        self._slots._give_back(self)
+
+
+SLOTS = DownloadSlots()
+
+
+class ProxiedBody:
+    """A provider's file for a StreamingHttpResponse, holding a download slot.
+
+    The slot goes back when the body is all sent, when reading it fails, or when the
+    response is closed early (the client went away): StreamingHttpResponse calls `close`,
+    which a generator would ignore if it had not started yet.
+    """
+
+    def __init__(self, remote: Download, slot: Slot, content_type: str) -> None:
+        self._remote = remote
+        self._slot = slot
+        self._chunks = remote.iter_bytes()
+        self.content_type = content_type
+        self.content_length = remote.content_length
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            return next(self._chunks)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        try:
+            self._chunks.close()
+            self._remote.close()
+        finally:
+            self._slot.release()
+
+
+def stream(task: VideoTask, variant: str = "video") -> ProxiedBody:
+    """Open a task's file at the provider for the download proxy, under a download slot.
+
+    Raises Busy when every slot is taken (the provider is not contacted), else FetchError.
+    """
+    slot = SLOTS.take()
+    if slot is None:
+        raise Busy
+    try:
+        remote = open_remote(task, variant)
+    except BaseException:
+        slot.release()
+        raise
+    return ProxiedBody(remote, slot, served_type(variant, remote.content_type))

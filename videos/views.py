@@ -303,43 +303,43 @@ def _go(request: HttpRequest, url: str) -> HttpResponse:
 @require_GET
 @login_required
 def download(request: HttpRequest, pk: int) -> HttpResponse:
-    """Stream a finished task's video (or `?variant=thumbnail`) through the dashboard."""
+    """Stream a finished task's video (or `?variant=thumbnail`) through the dashboard.
+
+    Always as an attachment of a type we choose, except `?inline=1` on the video, which the
+    task page's own player asks for; see downloads.protect.
+    """
     task = get_object_or_404(VideoTask.objects.visible_to(request.user), pk=pk)
     variant = request.GET.get("variant", "video")
     if variant not in downloads.VARIANTS or not task.can_download:
         raise Http404("No such file for this task.")
-    inline = variant != "video" or bool(request.GET.get("inline"))
+    inline = variant == "video" and bool(request.GET.get("inline"))
+    filename = downloads.file_name(task, variant)
     kept = {"video": task.kept_file, "thumbnail": task.kept_thumbnail}.get(variant)
     if task.is_kept and kept:
-        # Our own copy outlives the provider's link.
-        response = FileResponse(
-            kept.open("rb"),
-            content_type=downloads.VARIANTS[variant][1],
-            as_attachment=not inline,
-            filename=downloads.file_name(task, variant),
-        )
-        response["Cache-Control"] = "private, no-store"
-        return response
+        # Our own copy outlives the provider's link. Local files: no download slot needed.
+        response = FileResponse(kept.open("rb"), content_type=downloads.served_type(variant))
+        return downloads.protect(response, filename, inline=inline)
     try:
-        remote = downloads.open_remote(task, variant)
-    except FetchRefused as refused:
-        return HttpResponse(
-            f"Refused to fetch this file: {refused.reason}", status=502, content_type="text/plain"
+        body = downloads.stream(task, variant)
+    except downloads.Busy:
+        response = _download_error(
+            task, variant, "Too many downloads at once; try again in a few seconds.", status=503
         )
+        response["Retry-After"] = str(downloads.BUSY_RETRY_AFTER)
+        return response
+    except FetchRefused as refused:
+        return _download_error(task, variant, f"Refused to fetch this file: {refused.reason}")
     except FetchFailed as failed:
         if failed.status_code in (404, 410):
             raise Http404("The provider no longer has this file.") from None
-        return HttpResponse(
-            f"Could not fetch the file from the provider: {failed.reason}",
-            status=502,
-            content_type="text/plain",
-        )
-    default_type = downloads.VARIANTS[variant][1]
-    content_type = remote.content_type if remote.content_type != "application/octet-stream" else default_type
-    response = StreamingHttpResponse(remote.iter_bytes(), content_type=content_type)
-    if remote.content_length is not None:
-        response["Content-Length"] = str(remote.content_length)
-    disposition = "inline" if inline else "attachment"
-    response["Content-Disposition"] = f'{disposition}; filename="{downloads.file_name(task, variant)}"'
-    response["Cache-Control"] = "private, no-store"
-    return response
+        return _download_error(task, variant, f"Could not fetch the file from the provider: {failed.reason}")
+    response = StreamingHttpResponse(body, content_type=body.content_type)
+    if body.content_length is not None:
+        response["Content-Length"] = str(body.content_length)
+    return downloads.protect(response, filename, inline=inline)
+
+
+def _download_error(task: VideoTask, variant: str, message: str, *, status: int = 502) -> HttpResponse:
+    response = HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+    stem = downloads.file_name(task, variant).rsplit(".", 1)[0]
+    return downloads.protect(response, f"{stem}-error.txt")
