@@ -637,6 +637,19 @@ class WorkerHeartbeatQuerySet(models.QuerySet):
     def latest_seen(self) -> datetime | None:
         return self.order_by().aggregate(latest=models.Max("last_seen_at"))["latest"]
 
+    def failing_jobs(self, seen_since: datetime) -> list[dict]:
+        """The background jobs that keep failing on running workers seen since `seen_since`
+        (a stopped or silent worker's jobs are not running at all), one dict per job and
+        worker, oldest failure first. The banner and /healthz read it."""
+        running = self.filter(stopped_at__isnull=True, last_seen_at__gte=seen_since).order_by("name")
+        jobs = [
+            {**job, "worker": beat.name}
+            for beat in running.only("name", "failing_jobs")
+            for job in (beat.failing_jobs or {}).values()
+            if isinstance(job, dict)
+        ]
+        return sorted(jobs, key=lambda job: str(job.get("since", "")))
+
 
 class WorkerHeartbeat(models.Model):
     """One row per poll_videos process: when it was last alive and what it has done.
@@ -651,6 +664,9 @@ class WorkerHeartbeat(models.Model):
     tasks_polled = models.PositiveBigIntegerField(default=0)
     errors = models.PositiveBigIntegerField(default=0)
     stopped_at = models.DateTimeField(null=True, blank=True)
+    # Jobs that keep failing (see videos.worker), by job name, as of the last beat: what
+    # the job does, failures in a row, since when, and the last error. Empty when all is well.
+    failing_jobs = models.JSONField(default=dict, blank=True)
 
     objects = WorkerHeartbeatQuerySet.as_manager()
 
@@ -661,15 +677,27 @@ class WorkerHeartbeat(models.Model):
         return self.name
 
     @classmethod
-    def beat(cls, name: str, *, started_at: datetime, passes: int, polled: int, errors: int) -> None:
-        """Record that worker `name` is alive, adding to its counters."""
+    def beat(
+        cls,
+        name: str,
+        *,
+        started_at: datetime,
+        passes: int,
+        polled: int,
+        errors: int,
+        failing_jobs: dict | None = None,
+    ) -> None:
+        """Record that worker `name` is alive, adding to its counters, with the jobs that
+        keep failing right now (replacing the previous list)."""
         now = timezone.now()
+        failing_jobs = failing_jobs or {}
         updated = cls.objects.filter(name=name).update(
             last_seen_at=now,
             stopped_at=None,
             passes=F("passes") + passes,
             tasks_polled=F("tasks_polled") + polled,
             errors=F("errors") + errors,
+            failing_jobs=failing_jobs,
         )
         if not updated:
             cls.objects.create(
@@ -679,6 +707,7 @@ class WorkerHeartbeat(models.Model):
                 passes=passes,
                 tasks_polled=polled,
                 errors=errors,
+                failing_jobs=failing_jobs,
             )
 
     @classmethod
