@@ -5,6 +5,7 @@ The names are part of the interface contract in the README: operators set them o
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -41,6 +42,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "csp",
+    "axes",
+    "dashboard.apps.DashboardConfig",
     "videos",
 ]
 
@@ -48,16 +51,22 @@ MIDDLEWARE = [
     # First, so a platform's health probe is answered over plain HTTP, whatever the Host
     # header, before the HTTPS redirect and host validation below.
     "dashboard.health.HealthCheckMiddleware",
+    # Outside everything that may answer by itself (static files, a 400 for a bad Host),
+    # so those answers carry the same security headers as pages.
+    "dashboard.middleware.SecurityHeadersEverywhereMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "dashboard.middleware.PrivateCacheMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dashboard.urls"
@@ -101,6 +110,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# django-axes first: it refuses a locked-out client before a password hash is computed.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 LOGIN_URL = "/accounts/login/"
@@ -152,6 +167,43 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": [NONE],
     }
 }
+
+# Sign-in throttling (django-axes, both /accounts/login/ and /admin/login/). After
+# LOGIN_FAILURE_LIMIT wrong passwords for one account from one client address, that pair
+# is refused (429) for LOGIN_LOCKOUT_MINUTES after its last counted failure; the same account
+# from another address, and other accounts from that address, still sign in. Counted in
+# the database, so every web process and machine shares the count and a restart keeps it.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=24 * 60))
+# Attempts while locked are refused without being counted, so a lockout ends on time.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # no record of every successful sign-in, kept forever
+AXES_CLIENT_IP_CALLABLE = "dashboard.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "dashboard.accounts.lockout_response"
+# Proxies in front of the app that append to X-Forwarded-For (a PaaS router: 1; a CDN in
+# front of it: 2; none, as under `make run`: 0). The client address is read that many
+# entries from the right; the left-most entry is the client's own claim.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0 if DEBUG else 1, minimum=0, maximum=10)
+
+# Email, for password reset links: SMTP when EMAIL_HOST is set, the console under DEBUG
+# (`make run` prints the link). Otherwise password reset is not offered at all, rather than
+# saying it sent an email that cannot arrive.
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=EMAIL_PORT == 465)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=not EMAIL_USE_SSL)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS (STARTTLS) and EMAIL_USE_SSL are exclusive; set one of them.")
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0, minimum=1, maximum=300)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "webmaster@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+if not EMAIL_HOST and DEBUG:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+PASSWORD_RESET_ENABLED = bool(EMAIL_HOST) or DEBUG
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
