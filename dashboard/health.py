@@ -3,13 +3,20 @@
 Platforms probe it over plain HTTP with their own Host header, so it must not be
 redirected to HTTPS nor rejected by ALLOWED_HOSTS, and it must say whether the
 database answers.
+
+To the world it says only `ok` (200) or `not ok` (503). A request carrying the token in
+HEALTHZ_TOKEN gets the detail as JSON: the database, the newest worker heartbeat and the
+background jobs that keep failing. The token goes in `Authorization: Bearer <token>`, or,
+for monitors that cannot set a header, in `?token=<token>` (which access logs record).
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
@@ -35,13 +42,25 @@ def worker_health() -> dict:
     from videos.models import WorkerHeartbeat
     from videos.worker_status import STALE_AFTER
 
+    now = timezone.now()
     try:
-        last_seen = WorkerHeartbeat.objects.latest_seen()
+        last_seen, failing = WorkerHeartbeat.objects.overview(seen_since=now - STALE_AFTER)
     except DatabaseError:
         logger.warning("health check: could not read the worker heartbeat", exc_info=True)
-        return {"last_seen": None, "alive": False}
-    alive = last_seen is not None and timezone.now() - last_seen <= STALE_AFTER
-    return {"last_seen": last_seen.isoformat() if last_seen else None, "alive": alive}
+        return {"last_seen": None, "alive": False, "failing_jobs": []}
+    alive = last_seen is not None and now - last_seen <= STALE_AFTER
+    seen = last_seen.isoformat() if last_seen else None
+    return {"last_seen": seen, "alive": alive, "failing_jobs": failing}
+
+
+def may_see_detail(request: HttpRequest) -> bool:
+    """Whether the request carries HEALTHZ_TOKEN (never, while the setting is empty)."""
+    expected = settings.HEALTHZ_TOKEN
+    if not expected:
+        return False
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    given = credentials.strip() if scheme.lower() == "bearer" else request.GET.get("token", "")
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 class HealthCheckMiddleware:
@@ -52,12 +71,15 @@ class HealthCheckMiddleware:
         if request.path_info.rstrip("/") != HEALTH_PATH:
             return self.get_response(request)
         ok = database_ok()
-        body: dict = {"status": "ok" if ok else "error", "database": "ok" if ok else "error"}
-        if ok:
-            # Reported, not judged: the web process is healthy even while no worker runs,
-            # but a monitor can alert on "alive": false.
-            body["worker"] = worker_health()
-        response = JsonResponse(body)
+        if may_see_detail(request):
+            body: dict = {"status": "ok" if ok else "error", "database": "ok" if ok else "error"}
+            if ok:
+                # Reported, not judged: the web process is healthy even while no worker runs
+                # or a job fails, but a monitor can alert on "alive": false or "failing_jobs".
+                body["worker"] = worker_health()
+            response: HttpResponse = JsonResponse(body)
+        else:
+            response = HttpResponse("ok\n" if ok else "not ok\n", content_type="text/plain; charset=utf-8")
         response.status_code = 200 if ok else 503
         response["Cache-Control"] = "no-store"
         return response

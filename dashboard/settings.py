@@ -148,6 +148,9 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# /healthz answers only "ok"/"not ok" unless asked with this token (Authorization: Bearer);
+# then it details the database, the worker's heartbeat and failing jobs. Empty: never.
+HEALTHZ_TOKEN = env_str("HEALTHZ_TOKEN")
 
 # A strict Content-Security-Policy: no inline script or style anywhere in our pages, so a
 # hostile string from a provider that slipped past escaping still could not run.

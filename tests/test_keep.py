@@ -121,12 +121,46 @@ def test_a_file_the_provider_no_longer_has_is_not_retried(configured, owner):
     assert (task.keep_state, task.next_keep_at) == (KeepState.FAILED, None)
 
 
-def test_a_copy_whose_worker_died_is_taken_up_again(configured, owner):
+def test_a_copy_whose_worker_died_is_taken_up_again(configured, owner, caplog):
     task = completed(owner, keep_state=KeepState.COPYING, next_keep_at=timezone.now() - timedelta(seconds=1))
+    assert keep.due() == []  # "copying" is never due as such...
+    assert keep.reclaim_stale() == 1  # ...its lease ends and it visibly goes back to waiting
+    task.refresh_from_db()
+    assert task.keep_state == KeepState.WAITING
+    assert "its copy was still running when its lease ended" in caplog.text
     serve(configured, "video_keep", Reply(200, body=VIDEO, headers={"Content-Type": "video/mp4"}))
     assert keep.run() == 1
     task.refresh_from_db()
     assert task.keep_state == KeepState.KEPT
+
+
+def test_an_error_of_ours_hands_the_copy_back_and_the_others_are_still_made(
+    configured, owner, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "thumbnails").write_text("a file where a folder should be")
+    broken = completed(owner, "video_broken", next_keep_at=timezone.now() - timedelta(seconds=2))
+    fine = completed(owner, "video_fine", next_keep_at=timezone.now() - timedelta(seconds=1))
+    serve(
+        configured,
+        "video_broken",
+        Reply(200, body=VIDEO, headers={"Content-Type": "video/mp4"}),
+        Reply(200, body=THUMB, headers={"Content-Type": "image/jpeg"}),
+    )
+    serve(configured, "video_fine", Reply(200, body=VIDEO, headers={"Content-Type": "video/mp4"}))
+    started = timezone.now()
+    with pytest.raises(OSError, match="not a directory"):
+        keep.run()
+    broken.refresh_from_db()
+    fine.refresh_from_db()
+    assert (broken.keep_state, broken.keep_attempts, broken.keep_error) == (KeepState.WAITING, 0, "")
+    assert broken.next_keep_at >= started  # behind the copies that were already due
+    assert fine.keep_state == KeepState.KEPT
+    # The video saved before the thumbnail failed is not left behind.
+    assert [path.name for path in (tmp_path / "kept" / "videos").iterdir()] == [
+        fine.kept_file.name.rsplit("/")[-1]
+    ]
 
 
 def test_kept_files_are_removed_after_the_retention_period(configured, owner, settings):

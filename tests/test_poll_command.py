@@ -14,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from tests.fake_provider import Reply, video
-from videos.models import Status, VideoTask
+from videos.models import KeepState, Status, VideoTask
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,7 +62,7 @@ def test_once_polls_the_due_tasks_and_exits_0(provider, owner):
     )
     provider.script("cmd-done", video("cmd-done", "succeeded", 100, video_url="https://cdn.example/x.mp4"))
     provider.script("cmd-broken", Reply(200, body=b"<html>oops</html>"))
-    result = run_command(provider, "--once")
+    result = run_command(provider, "--once", VIDEO_KEEP="0")  # polling only: copies are tested below
     assert result.returncode == 0, result.stderr
     assert "One pass: claimed 2, polled 2" in result.stdout
     done.refresh_from_db()
@@ -75,6 +75,24 @@ def test_once_polls_the_due_tasks_and_exits_0(provider, owner):
     assert later.last_polled_at is None
     assert {seen.task_id for seen in provider.requests} == {"cmd-done", "cmd-broken"}
     assert "sk-command-test" not in result.stdout + result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_once_also_reconciles_and_keeps_copies(provider, owner):
+    VideoTask.objects.create(owner=owner, task_id="cmd-keep", status=Status.PROCESSING)
+    provider.script("cmd-keep", video("cmd-keep", "completed", 100))
+    clip = b"\x00\x00\x00\x18ftypmp42" + b"kept-by-once" * 100
+    provider.script(
+        "GET /videos/cmd-keep/content",
+        Reply(200, body=clip, headers={"Content-Type": "video/mp4"}),
+        Reply(404, {"error": {"message": "no thumbnail"}}),
+    )
+    result = run_command(provider, "--once")
+    assert result.returncode == 0, result.stderr
+    assert "One pass: claimed 1, polled 1" in result.stdout
+    assert "Kept 1 copy." in result.stdout
+    task = VideoTask.objects.get(task_id="cmd-keep")
+    assert (task.status, task.keep_state, task.kept_bytes) == (Status.COMPLETED, KeepState.KEPT, len(clip))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -166,6 +184,7 @@ def test_the_loop_survives_a_lost_database_and_records_its_heartbeat(
     from django.core.management import call_command
     from django.db import OperationalError
 
+    from videos import worker
     from videos.management.commands import poll_videos
     from videos.models import WorkerHeartbeat
     from videos.polling import PassReport
@@ -189,7 +208,8 @@ def test_the_loop_survives_a_lost_database_and_records_its_heartbeat(
             calls.append("closed")
 
     monkeypatch.setattr(poll_videos.Poller, "from_settings", classmethod(lambda cls: FlakyPoller()))
-    monkeypatch.setattr(poll_videos, "backoff_delay", lambda base, attempt: 0.05)
+    monkeypatch.setattr(worker, "backoff_delay", lambda base, attempt: 0.05)
+    settings.VIDEO_KEEP = False  # this test is about the poll loop; the keeper has tests of its own
     call_command("poll_videos")
     assert len(calls) == 4  # failed, recovered, signalled, then closed
     assert calls[-1] == "closed"

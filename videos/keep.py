@@ -15,7 +15,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db.models import Q
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from videos import downloads
@@ -27,16 +27,17 @@ logger = logging.getLogger("videos.keep")
 # Give up after this many failed copies in a row (about a day of backoff), or at once when
 # the provider says the file is gone.
 MAX_ATTEMPTS = 10
-# A copy in progress is presumed dead (worker killed) after this long and is retried.
+# A copy in progress is presumed dead (worker killed) after this long: it goes back to
+# waiting (see reclaim_stale). While copying, next_keep_at holds the end of this lease.
 COPY_LEASE = timedelta(minutes=30)
 
 
 def due(now=None) -> list[VideoTask]:
-    """Copies to make now: waiting or failed-and-retrying, or a copy whose worker died."""
+    """Copies to make now: waiting, or failed and due for a retry."""
     now = now or timezone.now()
     return list(
         VideoTask.objects.filter(
-            Q(keep_state__in=[KeepState.WAITING, KeepState.FAILED, KeepState.COPYING]),
+            keep_state__in=[KeepState.WAITING, KeepState.FAILED],
             next_keep_at__lte=now,
             status=Status.COMPLETED,
             remote_deleted_at__isnull=True,
@@ -44,15 +45,53 @@ def due(now=None) -> list[VideoTask]:
     )
 
 
+def reclaim_stale(now=None) -> int:
+    """Copies still "copying" after their lease (the worker copying them was killed or
+    lost them) go back to waiting, due at once. Returns how many."""
+    now = now or timezone.now()
+    reclaimed = 0
+    stale = VideoTask.objects.filter(keep_state=KeepState.COPYING, next_keep_at__lte=now)
+    for task in stale.only("pk", "task_id", "next_keep_at"):
+        # Conditional, so a copy that a slow worker finishes meanwhile is left alone.
+        if VideoTask.objects.filter(
+            pk=task.pk, keep_state=KeepState.COPYING, next_keep_at=task.next_keep_at
+        ).update(keep_state=KeepState.WAITING, changed_at=now):
+            logger.warning(
+                "task %s (%s): its copy was still running when its lease ended at %s; back to waiting",
+                task.pk,
+                task.task_id,
+                f"{task.next_keep_at:%H:%M:%S}",
+            )
+            reclaimed += 1
+    return reclaimed
+
+
 def run(limit: int = 10, should_stop=lambda: False) -> int:
-    """Make the due copies (at most `limit`); returns how many were kept."""
+    """Make the due copies (at most `limit`), after taking back the ones whose lease ran
+    out; returns how many were kept.
+
+    A copy that fails for a reason of ours rather than the provider's (storage full or
+    unreachable, a file in the way) goes back to waiting without using up an attempt, the
+    other copies are still made, and then the first such error is raised for the worker's
+    supervisor to log, count and back off on.
+    """
+    reclaim_stale()
     kept = 0
+    unexpected: Exception | None = None
     for task in due()[:limit]:
         if should_stop():
             break
         if not _claim(task):
             continue  # another worker took it
-        kept += keep(task)
+        try:
+            kept += keep(task)
+        except (OperationalError, InterfaceError):
+            raise  # the database is gone: nothing can be written; the lease hands it back
+        except Exception as error:
+            _hand_back(task, error)
+            unexpected = unexpected or error
+    if unexpected is not None:
+        raise unexpected
     return kept
 
 
@@ -74,8 +113,13 @@ def keep(task: VideoTask) -> bool:
         _failed(task, error, now)
         return False
     thumbnail = ""
-    with contextlib.suppress(FetchError):  # many providers have none; the video is what matters
-        thumbnail, _ = _copy(task, "thumbnail", "thumbnails")
+    try:
+        with contextlib.suppress(FetchError):  # many providers have none; the video is what matters
+            thumbnail, _ = _copy(task, "thumbnail", "thumbnails")
+    except Exception:
+        with contextlib.suppress(Exception):  # the copy is made again from the start
+            default_storage.delete(name)
+        raise
     VideoTask.objects.filter(pk=task.pk).update(
         keep_state=KeepState.KEPT,
         kept_file=name,
@@ -107,6 +151,22 @@ def _copy(task: VideoTask, variant: str, folder: str) -> tuple[str, int]:
         name += "." + downloads.VARIANTS[variant][0]
         stored = default_storage.save(name, File(buffer, name=name))
     return stored, size
+
+
+def _hand_back(task: VideoTask, error: Exception) -> None:
+    """Back to waiting, behind the copies already due, after an error that is not the
+    provider's: the fault is ours to fix, so it does not count as one of the file's attempts."""
+    now = timezone.now()
+    VideoTask.objects.filter(pk=task.pk, keep_state=KeepState.COPYING).update(
+        keep_state=KeepState.WAITING, next_keep_at=now, changed_at=now
+    )
+    logger.warning(
+        "task %s (%s): copy interrupted by %s: %s; back to waiting",
+        task.pk,
+        task.task_id,
+        type(error).__name__,
+        error,
+    )
 
 
 def _failed(task: VideoTask, error: FetchError, now) -> None:

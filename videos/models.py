@@ -637,18 +637,27 @@ class WorkerHeartbeatQuerySet(models.QuerySet):
     def latest_seen(self) -> datetime | None:
         return self.order_by().aggregate(latest=models.Max("last_seen_at"))["latest"]
 
-    def failing_jobs(self, seen_since: datetime) -> list[dict]:
-        """The background jobs that keep failing on running workers seen since `seen_since`
-        (a stopped or silent worker's jobs are not running at all), one dict per job and
-        worker, oldest failure first. The banner and /healthz read it."""
-        running = self.filter(stopped_at__isnull=True, last_seen_at__gte=seen_since).order_by("name")
+    def overview(self, seen_since: datetime) -> tuple[datetime | None, list[dict]]:
+        """In one query: when a worker was last seen, and the background jobs that keep
+        failing on the running workers seen since `seen_since` (a stopped or silent worker
+        runs no job), one dict per job and worker, oldest failure first. The banner and
+        /healthz read it."""
+        running = Q(stopped_at__isnull=True, last_seen_at__gte=seen_since)
+        newest = self.order_by("-last_seen_at").values("last_seen_at")[:1]
+        rows = list(
+            self.filter(running | Q(last_seen_at=models.Subquery(newest)))
+            .order_by("name")
+            .values_list("name", "last_seen_at", "stopped_at", "failing_jobs")
+        )
+        latest = max((seen for _, seen, _, _ in rows), default=None)
         jobs = [
-            {**job, "worker": beat.name}
-            for beat in running.only("name", "failing_jobs")
-            for job in (beat.failing_jobs or {}).values()
+            {**job, "worker": name}
+            for name, seen, stopped, failing in rows
+            if stopped is None and seen >= seen_since
+            for job in (failing or {}).values()
             if isinstance(job, dict)
         ]
-        return sorted(jobs, key=lambda job: str(job.get("since", "")))
+        return latest, sorted(jobs, key=lambda job: str(job.get("since", "")))
 
 
 class WorkerHeartbeat(models.Model):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.utils import timezone
+from django.utils import dateparse, timezone
 
 from videos.models import ProviderState, WorkerHeartbeat, key_fingerprint
 
@@ -15,10 +15,28 @@ STALE_AFTER = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
+class FailingJob:
+    """A background job that keeps failing on a running worker (see videos.worker)."""
+
+    name: str
+    label: str
+    failures: int
+    since: datetime | None
+
+    @classmethod
+    def from_heartbeat(cls, job: dict) -> FailingJob:
+        since = dateparse.parse_datetime(str(job.get("since") or ""))
+        return cls(str(job.get("job", "")), str(job.get("label", "")), int(job.get("failures") or 0), since)
+
+
+@dataclass(frozen=True)
 class WorkerStatus:
     last_seen: datetime | None
     provider_blocked: str
     provider_paused_until: datetime | None
+    # Shown to every signed-in person: what fails and since when, never the error itself
+    # (that is in the worker's log and in /healthz with its token).
+    failing_jobs: tuple[FailingJob, ...] = ()
 
     @classmethod
     def current(cls) -> WorkerStatus:
@@ -30,7 +48,13 @@ class WorkerStatus:
                 blocked = state.blocked_reason
             if state.is_paused(timezone.now()):
                 paused_until = state.paused_until
-        return cls(WorkerHeartbeat.objects.latest_seen(), blocked, paused_until)
+        last_seen, failing = WorkerHeartbeat.objects.overview(seen_since=timezone.now() - STALE_AFTER)
+        return cls(
+            last_seen,
+            blocked,
+            paused_until,
+            tuple(FailingJob.from_heartbeat(job) for job in failing),
+        )
 
     @property
     def is_stale(self) -> bool:
