@@ -26,6 +26,11 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before the status line
     trickle: float = 0.0  # seconds between body bytes, for slow bodies
+    # Seconds between header bytes: the status line at once, then one byte of an endless
+    # header at a time (each well inside any read timeout) until the client hangs up or
+    # `trickle_for` seconds pass. Only a wall-clock deadline ends such an answer.
+    trickle_headers: float = 0.0
+    trickle_for: float = 30.0
     reset: bool = False  # drop the connection with a TCP RST instead of answering
     truncate: bool = False  # promise a longer body than is sent, then close
 
@@ -139,6 +144,9 @@ class FakeProvider:
         seen.status = 0 if reply.reset else reply.status
         if reply.delay:
             time.sleep(reply.delay)
+        if reply.trickle_headers:
+            self._trickle_headers(handler, reply)
+            return
         if reply.reset:
             handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             handler.close_connection = True
@@ -164,6 +172,19 @@ class FakeProvider:
                 handler.close_connection = True
         except OSError:
             handler.close_connection = True
+
+    @staticmethod
+    def _trickle_headers(handler: BaseHTTPRequestHandler, reply: Reply) -> None:
+        handler.close_connection = True
+        ends = time.monotonic() + reply.trickle_for
+        try:
+            handler.wfile.write(b"HTTP/1.1 %d OK\r\nX-Slow: " % reply.status)
+            while time.monotonic() < ends:
+                handler.wfile.write(b"a")
+                handler.wfile.flush()
+                time.sleep(reply.trickle_headers)
+        except OSError:
+            pass  # the client gave up, as it should
 
 
 def video(task_id: str = "video_1", status: str = "in_progress", progress: Any = 10, **extra: Any) -> Reply:

@@ -120,6 +120,16 @@ class _Handler(BaseHTTPRequestHandler):
         time.sleep(float(query.get("for", "1")))
         self._head(200, {"Content-Length": "0"})
 
+    def route_trickle_headers(self, query: dict[str, str]) -> None:
+        # The status line at once, then one header byte at a time, each well inside any read
+        # timeout, for as long as the client listens (or `for` seconds).
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        ends = time.monotonic() + float(query.get("for", "30"))
+        while time.monotonic() < ends:
+            self.wfile.write(b"a")
+            self.wfile.flush()
+            time.sleep(float(query.get("every", "0.05")))
+
 
 class _TLSHandler(_Handler):
     def handle(self) -> None:
@@ -159,6 +169,9 @@ def _serve(server: _Server) -> Iterator[_Server]:
 @pytest.fixture
 def server() -> Iterator[_Server]:
     yield from _serve(_Server(_Handler))
+
+
+_serve_ctx = contextlib.contextmanager(lambda: _serve(_Server(_Handler)))
 
 
 @pytest.fixture(scope="module")
@@ -253,9 +266,19 @@ def dns() -> FakeDNS:
 
 
 @pytest.fixture
-def make_fetcher(dns: FakeDNS) -> Callable[..., SafeFetcher]:
+def make_fetcher(dns: FakeDNS, request: pytest.FixtureRequest) -> Callable[..., SafeFetcher]:
+    # Trust is by origin (scheme, host, port): provider.test and mirror.test on the ports of
+    # the servers this test runs, and on the default ports.
+    origins = [
+        f"{scheme}://{host}" for scheme in ("http", "https") for host in ("provider.test", "mirror.test")
+    ]
+    for fixture, scheme in (("server", "http"), ("tls_server", "https")):
+        if fixture in request.fixturenames:
+            port = request.getfixturevalue(fixture).port
+            origins += [f"{scheme}://provider.test:{port}", f"{scheme}://mirror.test:{port}"]
+
     def make(**kwargs: Any) -> SafeFetcher:
-        kwargs.setdefault("trusted_hosts", {"provider.test", "mirror.test"})
+        kwargs.setdefault("trusted_origins", origins)
         kwargs.setdefault("resolver", dns)
         kwargs.setdefault("deadline", 5.0)
         kwargs.setdefault("connect_timeout", 1.0)
@@ -324,13 +347,31 @@ def test_abandoning_the_stream_midway_releases_the_connection(server, fetcher):
 
 
 def test_a_trusted_literal_address_is_fetched_as_in_the_sandbox(server, make_fetcher):
-    fetcher = make_fetcher(trusted_hosts={f"127.0.0.1:{server.port}"}, resolver=FakeDNS({}))
+    fetcher = make_fetcher(
+        trusted_origins=[f"http://127.0.0.1:{server.port}/sandbox/v1"], resolver=FakeDNS({})
+    )
     assert read_all(fetcher, f"http://127.0.0.1:{server.port}/file") == BODY
 
 
-def test_trusted_hosts_may_be_given_as_urls_and_match_case_insensitively(server, make_fetcher):
-    fetcher = make_fetcher(trusted_hosts={"HTTPS://Provider.Test/v1"})
+def test_trusted_origins_match_case_insensitively(server, make_fetcher):
+    fetcher = make_fetcher(trusted_origins=[f"HTTP://Provider.Test:{server.port}/v1"])
     assert read_all(fetcher, f"http://PROVIDER.test.:{server.port}/file") == BODY
+
+
+def test_another_port_of_the_trusted_host_is_not_trusted(server, make_fetcher, no_connection):
+    # Under `make run` the provider is 127.0.0.1:8000; every other loopback port is some
+    # other service of this machine, and must get the address check like any link.
+    fetcher = make_fetcher(trusted_origins=["http://127.0.0.1:8000/sandbox/v1"], resolver=FakeDNS({}))
+    with pytest.raises(FetchRefused) as caught:
+        fetcher.open(f"http://127.0.0.1:{server.port}/file")
+    assert "loopback" in caught.value.reason
+    assert server.seen == []
+
+
+def test_another_scheme_of_the_trusted_host_is_not_trusted(server, make_fetcher, no_connection):
+    fetcher = make_fetcher(trusted_origins=[f"https://provider.test:{server.port}"])
+    with pytest.raises(FetchRefused):
+        fetcher.open(f"http://provider.test:{server.port}/file")
 
 
 # TLS: the socket goes to the vetted address, SNI and the certificate check use the name.
@@ -572,20 +613,75 @@ def test_the_callers_authorization_reaches_the_trusted_host(server, fetcher):
         fetcher,
         f"http://provider.test:{server.port}/echo-auth",
         headers={"Authorization": f"Bearer {SECRET_KEY}"},
+        headers_scope=f"http://provider.test:{server.port}/",
     )
     assert body == f"auth:Bearer {SECRET_KEY}".encode()
 
 
 def test_authorization_survives_a_redirect_on_the_same_origin(server, fetcher):
     url = f"http://provider.test:{server.port}/redirect?to=/echo-auth"
-    body = read_all(fetcher, url, headers={"Authorization": f"Bearer {SECRET_KEY}"})
+    scope = f"http://provider.test:{server.port}"
+    body = read_all(fetcher, url, headers={"Authorization": f"Bearer {SECRET_KEY}"}, headers_scope=scope)
     assert body == f"auth:Bearer {SECRET_KEY}".encode()
+
+
+def test_without_a_scope_the_callers_headers_go_nowhere(server, fetcher):
+    url = f"http://provider.test:{server.port}/echo-auth"
+    assert read_all(fetcher, url, headers={"Authorization": f"Bearer {SECRET_KEY}"}) == b"auth:none"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/other/echo-auth",  # outside the base path
+        "/v1x/echo-auth",  # a prefix of the name is not the prefix path
+        "/v1/../echo-auth",  # dot segments a server would resolve out of the prefix
+        "/v1/%2e%2e/echo-auth",
+    ],
+)
+def test_authorization_is_sent_only_under_the_scope_path(server, fetcher, path):
+    scope = f"http://provider.test:{server.port}/v1"
+    url = f"http://provider.test:{server.port}{path}"
+    assert read_all(fetcher, url, headers={"Authorization": f"Bearer {SECRET_KEY}"}, headers_scope=scope) == (
+        b"auth:none"
+    )
+
+
+def test_authorization_never_reaches_another_port_of_the_providers_host(server, make_fetcher):
+    # The provider is provider.test on one port; a receiver listens on another port of the
+    # same host (trusted for fetching here, so only the key rule stands in the way).
+    with _serve_ctx() as receiver:
+        fetcher = make_fetcher(
+            trusted_origins=[f"http://provider.test:{server.port}", f"http://provider.test:{receiver.port}"]
+        )
+        scope = f"http://provider.test:{server.port}/v1"
+        headers = {"Authorization": f"Bearer {SECRET_KEY}"}
+        direct = read_all(
+            fetcher,
+            f"http://provider.test:{receiver.port}/v1/echo-auth",
+            headers=headers,
+            headers_scope=scope,
+        )
+        redirect = f"http://provider.test:{server.port}/v1/redirect?to=http://provider.test:{receiver.port}/v1/echo-auth"
+        redirected = read_all(fetcher, redirect, headers=headers, headers_scope=scope)
+    assert direct == redirected == b"auth:none"
+    assert all(SECRET_KEY not in str(seen.headers) for seen in receiver.seen)
+
+
+def test_authorization_never_goes_over_plain_http_when_the_provider_is_https(server, make_fetcher):
+    fetcher = make_fetcher(trusted_origins=[f"http://provider.test:{server.port}"])
+    url = f"http://provider.test:{server.port}/v1/echo-auth"
+    headers = {"Authorization": f"Bearer {SECRET_KEY}"}
+    assert read_all(
+        fetcher, url, headers=headers, headers_scope=f"https://provider.test:{server.port}/v1"
+    ) == (b"auth:none")
 
 
 def test_caller_headers_are_dropped_on_a_redirect_to_another_host_even_a_trusted_one(server, fetcher):
     url = f"http://provider.test:{server.port}/redirect?to=http://mirror.test:{server.port}/redirect%3Fto%3D/echo-auth"
     headers = {"Authorization": f"Bearer {SECRET_KEY}", "X-Caller": "yes"}
-    assert read_all(fetcher, url, headers=headers) == b"auth:none"
+    scope = f"http://provider.test:{server.port}"
+    assert read_all(fetcher, url, headers=headers, headers_scope=scope) == b"auth:none"
     first, second, third = server.seen
     assert first.headers.get("X-Caller") == "yes"
     # Not restored either when the chain comes back to a path on the same new host.
@@ -667,13 +763,57 @@ def test_slow_response_headers_are_cut_at_the_deadline(server, make_fetcher):
     assert time.monotonic() - started < 1.0
 
 
+def test_headers_trickled_a_byte_at_a_time_are_cut_at_the_headers_deadline(server, make_fetcher):
+    # Each byte arrives long before the read timeout: only a wall-clock deadline ends it.
+    fetcher = make_fetcher(deadline=60.0, read_timeout=5.0, headers_timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(FetchFailed) as caught:
+        fetcher.open(f"http://provider.test:{server.port}/trickle-headers?every=0.05")
+    assert caught.value.transient is True
+    assert "headers" in caught.value.reason
+    assert time.monotonic() - started < 2.0
+
+
+def test_trickled_headers_are_cut_at_the_whole_deadline_when_it_is_shorter(server, make_fetcher):
+    fetcher = make_fetcher(deadline=0.5, read_timeout=5.0)
+    started = time.monotonic()
+    with pytest.raises(FetchFailed):
+        fetcher.open(f"http://provider.test:{server.port}/trickle-headers?every=0.05")
+    assert time.monotonic() - started < 2.0
+
+
+def test_trickled_headers_over_tls_are_cut_too(tls_server, make_fetcher):
+    fetcher = make_fetcher(deadline=60.0, read_timeout=5.0, headers_timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(FetchFailed):
+        fetcher.open(f"https://provider.test:{tls_server.port}/trickle-headers?every=0.05")
+    assert time.monotonic() - started < 2.0
+
+
+def test_the_headers_deadline_does_not_cut_a_body_that_follows_in_time(server, make_fetcher):
+    # Headers at once; the body takes longer than the headers budget but is inside the deadline.
+    fetcher = make_fetcher(deadline=10.0, read_timeout=5.0, headers_timeout=0.3)
+    with fetcher.open(f"http://provider.test:{server.port}/trickle?size=20&every=0.03") as download:
+        assert b"".join(download.iter_bytes()) == b"x" * 20
+
+
+def test_a_body_cut_short_is_an_error_not_a_smaller_file(server, make_fetcher):
+    fetcher = make_fetcher()
+    with (
+        fetcher.open(f"http://provider.test:{server.port}/silent?for=0") as download,
+        pytest.raises(FetchFailed) as caught,
+    ):
+        drain(download)
+    assert caught.value.transient is True
+
+
 def test_a_refused_connection_is_transient(make_fetcher):
     # A loopback port nothing listens on: bind one, note it, close it.
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(FetchFailed) as caught:
-        make_fetcher().open(f"http://provider.test:{port}/file")
+        make_fetcher(trusted_origins=[f"http://provider.test:{port}"]).open(f"http://provider.test:{port}/file")
     assert caught.value.transient is True
     assert caught.value.status_code is None
 
@@ -749,7 +889,7 @@ def test_errors_never_carry_the_query_string_or_the_key(server, make_fetcher, no
         f"ftp://provider.test/file?{SECRET_QUERY}",
     ):
         with pytest.raises(FetchRefused) as caught:
-            fetcher.open(url, headers=secret_headers)
+            fetcher.open(url, headers=secret_headers, headers_scope="http://provider.test/")
         errors.append(caught.value)
     for error in errors:
         text = f"{error} {error!r} {error.reason}"
@@ -762,7 +902,11 @@ def test_network_and_status_errors_carry_no_secrets_or_chained_causes(server, ma
     errors: list[FetchFailed] = []
     for path in ("status?code=404", "status?code=503", "huge?x=1", "slow-headers?for=1"):
         with pytest.raises(FetchFailed) as caught:
-            fetcher.open(f"http://provider.test:{server.port}/{path}&{SECRET_QUERY}", headers=secret_headers)
+            fetcher.open(
+                f"http://provider.test:{server.port}/{path}&{SECRET_QUERY}",
+                headers=secret_headers,
+                headers_scope=f"http://provider.test:{server.port}",
+            )
         errors.append(caught.value)
     url = f"http://provider.test:{server.port}/chunked?size=5000&{SECRET_QUERY}"
     with fetcher.open(url) as download, pytest.raises(FetchFailed) as caught:

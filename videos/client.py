@@ -15,18 +15,21 @@ import time
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import requests
 import urllib3.exceptions
-from requests.adapters import HTTPAdapter
 
-from videos.safe_fetch import Download, SafeFetcher
+from videos import deadlines
+from videos.safe_fetch import Download, SafeFetcher, within_prefix
+from videos.scrub import scrubber_for
 
 USER_AGENT = "video-task-dashboard/0.1 (+https://github.com/)"
 MAX_TASK_ID_LENGTH = 255
 # A wait longer than this from a Retry-After header is a misconfigured gateway, not a plan.
 MAX_RETRY_AFTER = 24 * 3600.0
+MAX_REDIRECTS = 3
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 class InvalidTaskId(ValueError):
@@ -211,8 +214,8 @@ class VideoAPIClient:
     """Client for one provider: a base URL (with its version prefix) and a key.
 
     Thread-safe for concurrent GETs: one pooled, keep-alive session serves every thread.
-    Each request is bounded by a connect timeout, a read timeout, a total deadline for the
-    body, and a cap on its size.
+    Each request is bounded by a connect timeout, a read timeout, a wall-clock deadline
+    (`timeout`) over connecting, headers and body together, and a cap on its size.
     """
 
     def __init__(
@@ -239,11 +242,10 @@ class VideoAPIClient:
         self.session.trust_env = False
         self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
         self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        self.session.max_redirects = 3
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         if api_key:
             self.session.headers["Authorization"] = f"Bearer {api_key}"
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+        adapter = deadlines.DeadlineHTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -307,10 +309,15 @@ class VideoAPIClient:
 
         Through `fetcher` rather than this client's session: a file can be gigabytes and
         must stream under the fetcher's size cap and deadline, and a redirect to a CDN is
-        checked like any other untrusted link (the key is dropped if it leaves the host).
+        checked like any other untrusted link (the key goes only to URLs under the base URL).
         """
+        return fetcher.open(self.content_url(task_id, variant), **self.credentials())
+
+    def credentials(self) -> dict[str, Any]:
+        """The key for SafeFetcher.open, scoped to this provider's base URL: the fetcher sends
+        it on no other origin and no other path, not even after a redirect."""
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        return fetcher.open(self.content_url(task_id, variant), headers=headers)
+        return {"headers": headers, "headers_scope": self.base_url}
 
     def list_videos(self, *, after: str = "", limit: int = 100, order: str = "desc") -> dict[str, Any]:
         """GET /videos: one page of the account's videos (`data`, `has_more`, `last_id`)."""
@@ -332,48 +339,88 @@ class VideoAPIClient:
         raise self._error_for(status_code, headers, data)
 
     def _request(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any, bytes]:
+        """Send one request and read its whole answer within `timeout` seconds of wall-clock
+        time, connecting, headers and body together, however slowly the provider sends.
+
+        Redirects are followed only for GETs that stay under the base URL (same scheme, host
+        and port, same path prefix): the key goes nowhere else, and an API answer is never
+        fetched from wherever the provider points. A create is never re-sent.
+        """
         if self._limiter is not None:
             self._limiter.acquire()
-        started = time.monotonic()
+        deadline = deadlines.arm(self.timeout)
         try:
-            with self.session.request(
-                method, url, timeout=(self.connect_timeout, self.timeout), stream=True, **kwargs
-            ) as response:
-                declared = response.headers.get("Content-Length", "")
-                if declared.isdigit() and int(declared) > self.max_response_bytes:
-                    raise TransientError(
-                        f"The provider's answer is {int(declared)} bytes, over the "
-                        f"{self.max_response_bytes}-byte limit.",
-                        status_code=response.status_code,
-                    )
-                chunks: list[bytes] = []
-                size = 0
-                # read1 returns what has arrived, so the deadline is checked as bytes trickle in.
-                while chunk := response.raw.read1(65536, decode_content=True):
-                    size += len(chunk)
-                    if size > self.max_response_bytes:
-                        raise TransientError(
-                            f"The provider's answer is over the {self.max_response_bytes}-byte limit.",
-                            status_code=response.status_code,
-                        )
-                    # A body trickling in just under the read timeout must still end.
-                    if time.monotonic() - started > self.timeout:
-                        raise TransientError(
-                            f"The provider's answer took over {self.timeout:g} s.",
-                            status_code=response.status_code,
-                        )
-                    chunks.append(chunk)
-                return response.status_code, response.headers, b"".join(chunks)
+            with deadline.applied():
+                for _ in range(MAX_REDIRECTS + 1):
+                    status_code, headers, body = self._send(method, url, deadline, **kwargs)
+                    if status_code not in REDIRECT_STATUSES:
+                        return status_code, headers, body
+                    url = self._redirect_target(method, url, status_code, headers)
+                    kwargs.pop("params", None)  # the new location carries its own query
+                raise TransientError(f"The provider redirected more than {MAX_REDIRECTS} times.")
+        except requests.ConnectTimeout:
+            # Never connected: the request did not leave this machine.
+            raise TransientError("Could not reach the provider (ConnectTimeout).", sent=False) from None
         except (requests.Timeout, urllib3.exceptions.ReadTimeoutError):
             raise TransientError(f"The provider did not answer within {self.timeout:g} s.") from None
-        except requests.ConnectionError as exc:
-            # Refused or never connected: the request did not leave this machine.
-            never_sent = isinstance(exc, requests.ConnectTimeout) or _is_connect_failure(exc)
-            raise TransientError(
-                f"Could not reach the provider ({self._reason(exc)}).", sent=not never_sent
-            ) from None
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+            if deadline.expired:
+                raise TransientError(f"The provider did not answer within {self.timeout:g} s.") from None
+            if isinstance(exc, requests.ConnectionError):
+                # Refused or never connected: the request did not leave this machine.
+                raise TransientError(
+                    f"Could not reach the provider ({self._reason(exc)}).", sent=not _is_connect_failure(exc)
+                ) from None
             raise TransientError(f"The request to the provider failed ({self._reason(exc)}).") from None
+        finally:
+            deadline.close()
+
+    def _send(
+        self, method: str, url: str, deadline: deadlines.Deadline, **kwargs: Any
+    ) -> tuple[int, Any, bytes]:
+        with self.session.request(
+            method,
+            url,
+            timeout=(self.connect_timeout, self.timeout),
+            stream=True,
+            allow_redirects=False,
+            **kwargs,
+        ) as response:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > self.max_response_bytes:
+                raise TransientError(
+                    f"The provider's answer is {int(declared)} bytes, over the "
+                    f"{self.max_response_bytes}-byte limit.",
+                    status_code=response.status_code,
+                )
+            chunks: list[bytes] = []
+            size = 0
+            # read1 returns what has arrived, so the limits are checked as bytes trickle in.
+            while chunk := response.raw.read1(65536, decode_content=True):
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    raise TransientError(
+                        f"The provider's answer is over the {self.max_response_bytes}-byte limit.",
+                        status_code=response.status_code,
+                    )
+                chunks.append(chunk)
+            if deadline.expired:
+                # The watchdog shut the socket, which reads as a normal end of the body:
+                # what arrived is a fragment, not the answer.
+                raise TransientError(
+                    f"The provider's answer took over {self.timeout:g} s.", status_code=response.status_code
+                )
+            return response.status_code, response.headers, b"".join(chunks)
+
+    def _redirect_target(self, method: str, url: str, status_code: int, headers: Any) -> str:
+        location = (headers.get("Location") or "").strip()
+        target = urljoin(url, location) if location else ""
+        if method != "GET" or not target or not within_prefix(target, self.base_url):
+            raise PermanentError(
+                f"The provider redirected the request away from its API (HTTP {status_code}); not followed.",
+                status_code=status_code,
+            )
+        return target
 
     @staticmethod
     def _json(body: bytes) -> Any:
@@ -425,8 +472,9 @@ class VideoAPIClient:
         )
 
     def _scrub(self, text: str, limit: int = 100) -> str:
-        text = text[:limit]
-        return text.replace(self.api_key, "[key]") if self.api_key else text
+        # Scrubbed, then cut: cutting first could leave a piece of the key too short to be
+        # recognised as the whole key. The provider saw this client's key and no other.
+        return scrubber_for(self.api_key).text(text)[:limit]
 
     def _reason(self, exc: Exception) -> str:
         # requests' messages name the URL; keep only the exception's class, never a header.

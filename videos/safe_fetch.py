@@ -7,14 +7,17 @@ every redirect hop:
 
 - only http(s) URLs without user info are accepted;
 - the host name is resolved once, here, and every address it resolves to must be public
-  (unless the host is one of `trusted_hosts`: the configured provider, which may well live on
-  loopback or a private network);
+  (unless the URL's origin, scheme + host + port, is one of `trusted_origins`: the
+  configured provider, which may well live on loopback or a private network; another port
+  of the same host is not trusted);
 - the TCP connection goes to one of those vetted addresses, never to whatever the name
   resolves to a moment later, so a second, different DNS answer (DNS rebinding) is never
   used. TLS still sends SNI for, and verifies the certificate against, the host name;
-- the caller's headers (the provider key) go only to a trusted host, and never past a
-  redirect to another origin;
-- a size cap and a total deadline bound every download, body included.
+- the caller's headers (the provider key) go only to URLs under `headers_scope` (its
+  origin and path prefix), and never again once a redirect has left it;
+- a size cap and a wall-clock deadline bound every download: connecting, the headers and
+  the body together (see deadlines.py), so a server that trickles its headers cannot hold
+  a thread either.
 
 No proxy is ever used, whatever the environment says: a proxy resolves the name itself,
 which would undo the address check.
@@ -44,6 +47,8 @@ import requests.certs
 import urllib3.exceptions
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.response import HTTPResponse
+
+from videos import deadlines
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +210,10 @@ class _Target:
     def origin(self) -> tuple[str, str, int]:
         return (self.scheme, self.host, self.port)
 
+    @property
+    def path(self) -> str:
+        return self.request_target.split("?", 1)[0]
+
 
 def _parse(url: str) -> _Target:
     if not isinstance(url, str) or any(ch.isspace() or not ch.isprintable() for ch in url):
@@ -257,18 +266,18 @@ class _PinnedMixin:
         *,
         addresses: tuple[str, ...],
         connect_timeout: float,
-        deadline_at: float,
+        deadline: deadlines.Deadline,
         **kwargs: Any,
     ) -> None:
         super().__init__(host, port, **kwargs)  # type: ignore[call-arg]
         self.addresses = addresses
         self.connect_timeout = connect_timeout
-        self.deadline_at = deadline_at
+        self.deadline = deadline
 
     def _new_conn(self) -> socket.socket:
         timed_out = False
         for address in self.addresses:
-            remaining = self.deadline_at - time.monotonic()
+            remaining = self.deadline.remaining()
             if remaining <= 0:
                 timed_out = True
                 break
@@ -282,6 +291,8 @@ class _PinnedMixin:
                 continue
             # As urllib3 does: a request goes out in one write, so do not wait to batch it.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # From here the TLS handshake and the headers are under the wall-clock deadline.
+            self.deadline.attach(sock)
             return sock
         raise _CouldNotConnect(timed_out=timed_out)
 
@@ -299,11 +310,12 @@ class _Stream:
     connection: HTTPConnection
     response: HTTPResponse
     sock: socket.socket | None
-    deadline_at: float
+    watchdog: deadlines.Deadline
     deadline: float
     read_timeout: float
     max_bytes: int
     host: str
+    expected: int | None = None
     received: int = 0
     closed: bool = False
 
@@ -311,6 +323,7 @@ class _Stream:
         if self.closed:
             return
         self.closed = True
+        self.watchdog.close()
         _close_quietly(self.connection, self.response, self.sock)
 
 
@@ -347,7 +360,7 @@ class Download:
             return
         try:
             while True:
-                remaining = stream.deadline_at - time.monotonic()
+                remaining = stream.watchdog.remaining()
                 if remaining <= 0:
                     raise _too_slow(stream.deadline, stream.response.status)
                 if stream.sock is not None and stream.sock.fileno() != -1:
@@ -357,7 +370,7 @@ class Download:
                 try:
                     chunk = stream.response.read1(chunk_size)
                 except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
-                    if time.monotonic() >= stream.deadline_at:
+                    if stream.watchdog.expired or stream.watchdog.remaining() <= 0:
                         raise _too_slow(stream.deadline, stream.response.status) from None
                     raise FetchFailed(
                         f"{stream.host} stopped sending for over {stream.read_timeout:g} s.",
@@ -365,12 +378,23 @@ class Download:
                         transient=True,
                     ) from None
                 except (urllib3.exceptions.HTTPError, HTTPException, OSError):
+                    if stream.watchdog.expired:
+                        raise _too_slow(stream.deadline, stream.response.status) from None
                     raise FetchFailed(
                         f"The connection to {stream.host} broke during the download.",
                         status_code=stream.response.status,
                         transient=True,
                     ) from None
                 if not chunk:
+                    if stream.watchdog.expired:
+                        # The watchdog's shutdown reads as an end of file: a fragment.
+                        raise _too_slow(stream.deadline, stream.response.status)
+                    if stream.expected is not None and stream.received < stream.expected:
+                        raise FetchFailed(
+                            f"The connection to {stream.host} closed before the whole file arrived.",
+                            status_code=stream.response.status,
+                            transient=True,
+                        )
                     return
                 stream.received += len(chunk)
                 if stream.received > stream.max_bytes:
@@ -429,21 +453,40 @@ def _checked_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     return checked
 
 
-def _trusted_host(entry: str) -> str:
-    text = entry.strip()
-    hostname = urlsplit(text if "://" in text else "//" + text).hostname
+def _trusted_origin(url: str) -> tuple[str, str, int]:
     try:
-        return _canonical_host(hostname or "")[0]
+        return _parse(url.strip()).origin
     except FetchRefused:
-        raise ValueError(f"Not a host name: {entry!r}") from None
+        raise ValueError(f"Not an http(s) URL: {url!r}") from None
+
+
+def _has_dot_segment(path: str) -> bool:
+    # "/v1/../admin" and "/v1/%2e%2e/admin" leave the prefix once a server resolves them.
+    return any(segment.replace("%2e", ".").replace("%2E", ".") in (".", "..") for segment in path.split("/"))
+
+
+def within_prefix(url: str, prefix_url: str) -> bool:
+    """Whether `url` has the origin of `prefix_url` (scheme, host and port) and a path at or
+    under its path. The one rule for where a provider's key may be sent."""
+    if not prefix_url:
+        return False
+    try:
+        target, prefix = _parse(url), _parse(prefix_url)
+    except FetchRefused:
+        return False
+    if target.origin != prefix.origin or _has_dot_segment(target.path):
+        return False
+    base = prefix.path.rstrip("/")
+    return target.path == base or target.path.startswith(base + "/")
 
 
 class SafeFetcher:
     """Fetches http(s) files for the dashboard, refusing anything that leads off the internet.
 
-    `trusted_hosts` (names, "host:port" or URLs; matched on the host name only) are exempt
-    from the address check: the configured provider, which may run on loopback or a private
-    network. Every other host must resolve only to public unicast addresses.
+    `trusted_origins` (URLs; matched on scheme, host and port, the path is ignored) are
+    exempt from the address check: the configured provider, which may run on loopback or a
+    private network. Every other origin, including another port or scheme of the same host,
+    must resolve only to public unicast addresses.
 
     Thread-safe: it keeps no state between calls. Each `open` makes its own connection and
     `Download.close` (or the end of `iter_bytes`) releases it; no connection is reused, so
@@ -453,20 +496,24 @@ class SafeFetcher:
     def __init__(
         self,
         *,
-        trusted_hosts: Iterable[str] = (),
+        trusted_origins: Iterable[str] = (),
         max_bytes: int = 2 * 1024**3,
         deadline: float = 600.0,
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
+        headers_timeout: float | None = None,
         max_redirects: int = 5,
         resolver: Resolver | None = None,
         user_agent: str = "video-task-dashboard/0.1",
     ) -> None:
-        self.trusted_hosts = frozenset(_trusted_host(entry) for entry in trusted_hosts)
+        self.trusted_origins = frozenset(_trusted_origin(url) for url in trusted_origins if url)
         self.max_bytes = max_bytes
         self.deadline = deadline
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        # Wall-clock time from `open` to the response headers (redirects included): a server
+        # that answers nothing, or a byte at a time, frees the thread this soon.
+        self.headers_timeout = min(deadline, headers_timeout or connect_timeout + read_timeout)
         self.max_redirects = max_redirects
         self.resolver: Resolver = resolver or system_resolver
         self.user_agent = user_agent
@@ -476,28 +523,44 @@ class SafeFetcher:
         )
 
     def __repr__(self) -> str:
-        return f"<SafeFetcher trusted={sorted(self.trusted_hosts)}>"
+        return f"<SafeFetcher trusted={sorted(self.trusted_origins)}>"
 
-    def open(self, url: str, *, headers: Mapping[str, str] | None = None) -> Download:
+    def open(
+        self, url: str, *, headers: Mapping[str, str] | None = None, headers_scope: str = ""
+    ) -> Download:
         """GET `url`, following redirects, and return the 2xx response to stream.
 
-        `headers` (such as the provider's `Authorization`) are sent only while the request
-        stays on the first URL's origin and that host is trusted; a redirect elsewhere
-        drops them for good. Raises FetchRefused or FetchFailed.
+        `headers` (such as the provider's `Authorization`) are sent only to URLs under
+        `headers_scope` (see `within_prefix`); once a redirect leaves it they are dropped
+        for good. Raises FetchRefused or FetchFailed.
         """
-        deadline_at = time.monotonic() + self.deadline
-        caller_headers = _checked_headers(headers)
+        started = time.monotonic()
+        deadline_at = started + self.deadline
+        watchdog = deadlines.arm(self.headers_timeout)
+        try:
+            return self._open(url, _checked_headers(headers), headers_scope, deadline_at, watchdog)
+        except BaseException:
+            watchdog.close()
+            raise
+
+    def _open(
+        self,
+        url: str,
+        caller_headers: dict[str, str],
+        headers_scope: str,
+        deadline_at: float,
+        watchdog: deadlines.Deadline,
+    ) -> Download:
         target = _parse(url)
-        first_origin = target.origin
-        send_caller_headers = target.host in self.trusted_hosts
+        send_caller_headers = bool(caller_headers)
         redirects = 0
         while True:
-            send_caller_headers = send_caller_headers and target.origin == first_origin
+            send_caller_headers = send_caller_headers and within_prefix(target.url, headers_scope)
             request_headers = {"User-Agent": self.user_agent, "Accept": "*/*"}
             if send_caller_headers:
                 request_headers.update(caller_headers)
             addresses = self._vetted_addresses(target)
-            connection, response, sock = self._request(target, addresses, request_headers, deadline_at)
+            connection, response, sock = self._request(target, addresses, request_headers, watchdog)
             status = response.status
             if status in REDIRECT_STATUSES:
                 location = (response.headers.get("Location") or "").strip()
@@ -524,15 +587,18 @@ class SafeFetcher:
                 raise FetchFailed(
                     f"The file is {length} bytes, over the {self.max_bytes}-byte limit.", status_code=status
                 )
+            # The headers are in: from here the body has the rest of the whole deadline.
+            watchdog.extend_to(deadline_at)
             stream = _Stream(
                 connection=connection,
                 response=response,
                 sock=sock,
-                deadline_at=deadline_at,
+                watchdog=watchdog,
                 deadline=self.deadline,
                 read_timeout=self.read_timeout,
                 max_bytes=self.max_bytes,
                 host=target.host,
+                expected=length,
             )
             content_type = (response.headers.get("Content-Type") or "").strip()
             return Download(
@@ -545,7 +611,7 @@ class SafeFetcher:
 
     def _vetted_addresses(self, target: _Target) -> tuple[str, ...]:
         """Resolve the host once; every address must pass, or the whole URL is refused."""
-        trusted = target.host in self.trusted_hosts
+        trusted = target.origin in self.trusted_origins
         if target.is_literal:
             answers = [target.host]
         else:
@@ -581,15 +647,15 @@ class SafeFetcher:
         target: _Target,
         addresses: tuple[str, ...],
         headers: dict[str, str],
-        deadline_at: float,
+        watchdog: deadlines.Deadline,
     ) -> tuple[HTTPConnection, HTTPResponse, socket.socket | None]:
-        remaining = deadline_at - time.monotonic()
+        remaining = watchdog.remaining()
         if remaining <= 0:
-            raise _too_slow(self.deadline, None)
+            raise self._no_headers()
         pinned: dict[str, Any] = {
             "addresses": addresses,
             "connect_timeout": self.connect_timeout,
-            "deadline_at": deadline_at,
+            "deadline": watchdog,
             # Used for sending the request and waiting for the answer; connect has its own.
             "timeout": min(self.read_timeout, remaining),
         }
@@ -608,27 +674,42 @@ class SafeFetcher:
             # Kept for the body's timeouts: http.client drops its own reference on
             # "Connection: close" answers while the response still reads from the socket.
             sock = connection.sock
-            remaining = deadline_at - time.monotonic()
+            remaining = watchdog.remaining()
             if remaining <= 0:
-                raise _too_slow(self.deadline, None)
+                raise self._no_headers()
             connection.timeout = min(self.read_timeout, remaining)
             response = connection.getresponse()
+            if watchdog.expired:
+                # The watchdog's shutdown reads as the end of the headers to http.client:
+                # what it parsed is a fragment, never an answer.
+                _close_quietly(connection, response, sock)
+                raise self._no_headers()
         except BaseException as exc:
             _close_quietly(connection, None, sock)
-            error = self._request_error(exc, target.host, deadline_at)
+            error = self._request_error(exc, target.host, watchdog)
             if error is None:
                 raise
             # Not chained: the network errors' messages name the URL.
             raise error from None
         return connection, response, sock
 
-    def _request_error(self, exc: BaseException, host: str, deadline_at: float) -> FetchError | None:
+    def _no_headers(self) -> FetchFailed:
+        return FetchFailed(
+            f"The server did not send its answer's headers within {self.headers_timeout:g} s.", transient=True
+        )
+
+    def _request_error(
+        self, exc: BaseException, host: str, watchdog: deadlines.Deadline
+    ) -> FetchError | None:
         """The FetchFailed for a failed request, or None to let `exc` through unchanged."""
         if isinstance(exc, FetchError):
             return None
+        if watchdog.expired or watchdog.remaining() <= 0:
+            # Whatever the symptom (a reset, a closed socket, a timeout), the cause is the clock.
+            if isinstance(exc, Exception):
+                return self._no_headers()
+            return None
         if isinstance(exc, _CouldNotConnect):
-            if time.monotonic() >= deadline_at:
-                return _too_slow(self.deadline, None)
             verb = "Timed out connecting to" if exc.timed_out else "Could not connect to"
             return FetchFailed(f"{verb} {host}.", transient=True)
         if isinstance(exc, ssl.SSLCertVerificationError):
@@ -636,8 +717,6 @@ class SafeFetcher:
         if isinstance(exc, ssl.SSLError):
             return FetchFailed(f"The TLS handshake with {host} failed.", transient=True)
         if isinstance(exc, TimeoutError | urllib3.exceptions.TimeoutError):
-            if time.monotonic() >= deadline_at:
-                return _too_slow(self.deadline, None)
             return FetchFailed(f"{host} did not answer within {self.read_timeout:g} s.", transient=True)
         if isinstance(exc, HTTPException | OSError | urllib3.exceptions.HTTPError):
             return FetchFailed(f"The connection to {host} failed.", transient=True)
@@ -653,4 +732,5 @@ __all__ = [
     "SafeFetcher",
     "forbidden_reason",
     "system_resolver",
+    "within_prefix",
 ]
