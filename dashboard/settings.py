@@ -224,6 +224,8 @@ LOGGING = {
         # urllib3 logs full request lines at DEBUG; keep it quiet so nothing it prints
         # can carry a provider's URL with credentials.
         "urllib3": {"level": "WARNING"},
+        # django-axes narrates every sign-in at INFO; its failures and lockouts are warnings.
+        "axes": {"level": "WARNING"},
     },
 }
 

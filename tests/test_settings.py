@@ -18,6 +18,10 @@ PRODUCTION = {
     "CSRF_TRUSTED_ORIGINS": "https://videos.example.com",
     "VIDEO_API_BASE_URL": "https://gateway.example.com/v1",
     "VIDEO_API_KEY": "sk-production-like",
+    "EMAIL_HOST": "smtp.example.com",
+    "EMAIL_HOST_USER": "videos",
+    "EMAIL_HOST_PASSWORD": "smtp-password",
+    "DEFAULT_FROM_EMAIL": "videos@example.com",
 }
 
 
@@ -70,6 +74,9 @@ def test_debug_is_off_unless_set():
         ("VIDEO_POLL_INTERVAL", "fast"),
         ("VIDEO_POLL_INTERVAL", "0"),
         ("VIDEO_POLL_CONCURRENCY", "1.5"),
+        ("TRUSTED_PROXY_COUNT", "-1"),
+        ("LOGIN_FAILURE_LIMIT", "0"),
+        ("EMAIL_PORT", "smtp"),
     ],
 )
 def test_malformed_values_stop_start_up_naming_the_variable(name, value):
@@ -98,6 +105,37 @@ def test_a_missing_provider_is_a_warning_at_start_up():
     result = manage("check", **env)
     assert result.returncode == 0
     assert "videos.W001" in result.stderr + result.stdout
+
+
+def test_missing_email_is_a_warning_at_start_up_and_reset_is_not_offered():
+    env = {k: v for k, v in PRODUCTION.items() if not k.startswith(("EMAIL_", "DEFAULT_FROM"))}
+    result = manage("check", **env)
+    assert result.returncode == 0
+    assert "dashboard.W001" in result.stderr + result.stdout
+    assert settings_value("settings.PASSWORD_RESET_ENABLED", **env) is False
+    assert settings_value("settings.PASSWORD_RESET_ENABLED", **PRODUCTION) is True
+
+
+def test_email_from_the_environment():
+    keys = ("EMAIL_BACKEND", "EMAIL_HOST", "EMAIL_PORT", "EMAIL_USE_TLS", "EMAIL_USE_SSL")
+    keys += ("DEFAULT_FROM_EMAIL",)
+    email = f"{{k: getattr(settings, k) for k in {keys!r}}}"
+    assert settings_value(email, **PRODUCTION) == {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": "smtp.example.com",
+        "EMAIL_PORT": 587,
+        "EMAIL_USE_TLS": True,
+        "EMAIL_USE_SSL": False,
+        "DEFAULT_FROM_EMAIL": "videos@example.com",
+    }
+    implicit_tls = settings_value(email, **PRODUCTION, EMAIL_PORT="465")
+    assert (implicit_tls["EMAIL_USE_TLS"], implicit_tls["EMAIL_USE_SSL"]) == (False, True)
+    # make run: no mail server, the email (and its reset link) is printed.
+    console = "django.core.mail.backends.console.EmailBackend"
+    assert settings_value("settings.EMAIL_BACKEND", DEBUG="1") == console
+    both = manage("check", **PRODUCTION, EMAIL_USE_TLS="1", EMAIL_USE_SSL="1")
+    assert both.returncode != 0
+    assert "EMAIL_USE_TLS" in both.stderr
 
 
 def test_database_url_selects_postgresql_with_persistent_checked_connections():
