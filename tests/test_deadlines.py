@@ -197,3 +197,75 @@ def test_the_content_endpoint_sends_the_key_only_under_the_base_url(provider, cl
     (content,) = provider.requests
     assert content.authorization == f"Bearer {KEY}"
     assert len(receiver.seen) == 1 and "Authorization" not in receiver.seen[0]
+
+
+# The poller: one hostile task must not hold a pass, or the other tasks, past its deadline.
+
+
+@pytest.fixture
+def poller(provider, db):
+    from videos.polling import Poller
+
+    client = VideoAPIClient(provider.base_url, KEY, timeout=TIMEOUT, connect_timeout=0.5)
+    poller = Poller(client, interval=5.0, concurrency=8, rng=lambda: 0.5)
+    yield poller
+    poller.close()
+
+
+def test_one_task_trickling_headers_does_not_hold_500_healthy_ones(provider, poller, owner):
+    from videos.models import VideoTask
+
+    healthy = [f"video_ok_{n}" for n in range(500)]
+    for task_id in healthy:
+        provider.script(task_id, video(task_id, "in_progress", 50))
+    provider.script("video_slow", Reply(200, trickle_headers=0.05, trickle_for=60))
+    VideoTask.objects.bulk_create(
+        [VideoTask(owner=owner, task_id=task_id) for task_id in ["video_slow", *healthy]]
+    )
+    started = time.monotonic()
+    report = poller.run_pass()
+    elapsed = time.monotonic() - started
+    # Before the deadline covered the headers, this pass lasted as long as the provider
+    # trickled (a minute here).
+    assert elapsed < 20, f"the pass took {elapsed:.1f} s"
+    assert report.polled == 501
+    polled = {seen.task_id for seen in provider.requests}
+    assert polled >= set(healthy)
+    assert VideoTask.objects.filter(task_id__in=healthy, progress=50).count() == 500
+    slow = VideoTask.objects.get(task_id="video_slow")
+    assert f"within {TIMEOUT:g} s" in slow.last_error
+    assert slow.next_poll_at is not None  # tried again later, with a backoff
+
+
+def test_a_request_stuck_beyond_any_socket_deadline_is_handed_back(provider, poller, owner):
+    from videos.models import VideoTask
+
+    # Something no socket deadline covers (a DNS lookup that hangs, say): the pass gives up
+    # on that task after its deadline, hands it back, and finishes the others.
+    release = threading.Event()
+    real_retrieve = poller.client.retrieve
+
+    def retrieve(task_id: str):
+        if task_id == "video_stuck":
+            release.wait(30)
+        return real_retrieve(task_id)
+
+    poller.client.retrieve = retrieve  # type: ignore[method-assign]
+    poller.overdue_after = 0.5
+    for task_id in ("video_a", "video_b"):
+        provider.script(task_id, video(task_id, "in_progress", 20))
+    VideoTask.objects.bulk_create(
+        [VideoTask(owner=owner, task_id=task_id) for task_id in ("video_stuck", "video_a", "video_b")]
+    )
+    try:
+        started = time.monotonic()
+        report = poller.run_pass()
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    assert elapsed < 10
+    assert report.polled == 2 and report.handed_back == 1
+    stuck = VideoTask.objects.get(task_id="video_stuck")
+    assert stuck.lease_token is None  # handed back, free for the next pass
+    assert stuck.next_poll_at is not None and stuck.poll_count == 0
+    assert VideoTask.objects.filter(task_id__in=["video_a", "video_b"], progress=20).count() == 2

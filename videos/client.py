@@ -407,9 +407,7 @@ class VideoAPIClient:
             if deadline.expired:
                 # The watchdog shut the socket, which reads as a normal end of the body:
                 # what arrived is a fragment, not the answer.
-                raise TransientError(
-                    f"The provider's answer took over {self.timeout:g} s.", status_code=response.status_code
-                )
+                raise TransientError(f"The provider did not answer within {self.timeout:g} s.")
             return response.status_code, response.headers, b"".join(chunks)
 
     def _redirect_target(self, method: str, url: str, status_code: int, headers: Any) -> str:
