@@ -215,8 +215,16 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    # Every line leaves with the provider key scrubbed, whatever logged it (a traceback, a
+    # library): the code scrubs what it logs already, this is the second line of defence.
+    "filters": {"scrub_secrets": {"()": "videos.scrub.ScrubSecrets"}},
     "handlers": {
-        "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "plain"},
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "plain",
+            "filters": ["scrub_secrets"],
+        },
     },
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {

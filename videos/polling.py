@@ -38,6 +38,7 @@ from videos.fetch_pool import NOT_RUN, FetchPool
 from videos.models import ProviderState, TaskEvent, VideoTask, key_fingerprint
 from videos.normalize import normalize, storable_json
 from videos.provider import configured_client
+from videos.scrub import scrub_json
 
 logger = logging.getLogger("videos.poller")
 
@@ -325,9 +326,12 @@ class Poller:
     def _apply_answer(
         self, task: VideoTask, answer: TaskAnswer, now: datetime
     ) -> tuple[set[str], list[TaskEvent]]:
-        fields, events = task.apply_snapshot(normalize(answer.payload), now)
+        # Providers echo the key (in errors, metadata, anywhere): scrubbed before any of the
+        # answer is read, cut to a column, stored or shown (error_message, raw_payload...).
+        payload = scrub_json(answer.payload, self.client.api_key)
+        fields, events = task.apply_snapshot(normalize(payload), now)
         # Always the latest answer (never compared: claim_due leaves the old one unloaded).
-        task.raw_payload = storable_json(answer.payload)
+        task.raw_payload = storable_json(payload)
         fields.add("raw_payload")
         for field, healthy in (("consecutive_errors", 0), ("not_found_count", 0), ("last_error", "")):
             if getattr(task, field) != healthy:

@@ -29,6 +29,7 @@ from videos.client import (
 )
 from videos.models import Submission, TaskEvent, VideoTask
 from videos.normalize import normalize, parse_seconds
+from videos.scrub import scrub, scrub_json
 
 logger = logging.getLogger("videos.submissions")
 
@@ -88,7 +89,10 @@ def submit(
         submission.refused(plain_words(error), error.code)
         return submission
 
-    task_id = answer.payload.get("id")
+    # The answer is provider text like any other: the key it may echo goes before anything
+    # of it is read, stored or logged.
+    payload = scrub_json(answer.payload, client.api_key)
+    task_id = payload.get("id")
     try:
         task_id = validate_task_id(str(task_id)) if isinstance(task_id, str | int) else ""
     except InvalidTaskId:
@@ -100,7 +104,7 @@ def submit(
             timezone.now() + RECONCILE_FIRST_LOOK,
         )
         return submission
-    submission.created(_track(submission, task_id, answer.payload))
+    submission.created(_track(submission, task_id, payload))
     return submission
 
 
@@ -175,7 +179,9 @@ def reconcile(client: VideoAPIClient, now: datetime | None = None) -> int:
         match = _best_match(submission, [v for v in videos if v["id"] not in taken])
         if match is not None:
             taken.add(match["id"])
-            submission.created(_track(submission, match["id"], match))
+            # Scrubbed like any answer before it is stored (the key may be anywhere in it).
+            payload = scrub_json(match, client.api_key)
+            submission.created(_track(submission, scrub(match["id"], client.api_key), payload))
             logger.info(
                 "submission %s: found its video %s in the provider's list", submission.pk, match["id"]
             )
