@@ -51,11 +51,8 @@ def test_a_link_to_another_port_of_the_providers_host_is_refused(configured, rec
     )
     response = signed_in.get(f"/tasks/{task.pk}/download/")
     assert response.status_code == 502
-    assert (
-        b"loopback" in b"".join(response.streaming_content)
-        if response.streaming
-        else b"loopback" in response.content
-    )
+    content = b"".join(response.streaming_content) if response.streaming else response.content
+    assert b"loopback" in content
     assert receiver.requests == []
 
 
