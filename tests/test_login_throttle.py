@@ -63,7 +63,7 @@ def test_the_locked_page_is_a_429_that_says_when_to_try_again(client, owner):
     page = response.content.decode()
     assert response["Content-Type"].startswith("text/html")
     assert "Too many sign-in attempts" in page
-    assert "Try again in 15 minutes" in page
+    assert "is paused for 15 minutes" in page
     assert response["Retry-After"] == str(15 * 60)
     assert '<link rel="stylesheet"' in page  # the site's page, not a bare text
 
