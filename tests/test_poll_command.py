@@ -209,6 +209,9 @@ def test_the_loop_survives_a_lost_database_and_records_its_heartbeat(
 
     monkeypatch.setattr(poll_videos.Poller, "from_settings", classmethod(lambda cls: FlakyPoller()))
     monkeypatch.setattr(worker, "backoff_delay", lambda base, attempt: 0.05)
+    # The first pass's OperationalError comes with a database that does not answer.
+    answers = iter([False])
+    monkeypatch.setattr(worker.Runner, "database_answers", lambda runner: next(answers, True))
     settings.VIDEO_KEEP = False  # this test is about the poll loop; the keeper has tests of its own
     call_command("poll_videos")
     assert len(calls) == 4  # failed, recovered, signalled, then closed

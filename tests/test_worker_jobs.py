@@ -10,11 +10,11 @@ import time
 from datetime import timedelta
 
 import pytest
-from django.db import DataError, OperationalError, ProgrammingError, connections
+from django.db import DataError, OperationalError, ProgrammingError, connection, connections
 from django.utils import timezone
 
+from tests import test_keep_s3
 from tests.fake_provider import Reply, video
-from tests.test_keep_s3 import s3_endpoint  # noqa: F401  (a fixture: the S3 API server)
 from videos import keep
 from videos.client import VideoAPIClient
 from videos.models import KeepState, Status, VideoTask, WorkerHeartbeat
@@ -35,6 +35,7 @@ FAST = Timing(
     keeper_join=5,
 )
 TOKEN = "health-token-for-tests"
+s3_endpoint = test_keep_s3.s3_endpoint  # the fixture: an S3 API server on loopback
 
 
 def wait_until(condition, message: str, timeout: float = 20) -> None:
@@ -168,7 +169,7 @@ def test_an_s3_error_fails_the_round_and_the_next_round_copies(
     owner,
     settings,
     s3_endpoint,
-    monkeypatch,  # noqa: F811
+    monkeypatch,
 ):
     import boto3
     from botocore.exceptions import ClientError
@@ -271,11 +272,27 @@ def test_run_once_runs_every_job_and_keeps_copies(configured, owner):
     assert not WorkerHeartbeat.objects.exists()  # a one-off run is not a worker to count on
 
 
-def run_jobs(supervisors: list[Supervisor], until, timing: Timing = FAST) -> list[str]:
-    """Runs the jobs on a thread until `until()`; returns what the outage handler saw."""
+class WatchedRunner(Runner):
+    """A Runner that records its reconnects; `answers=False` plays a database that is gone
+    (the real probe is used otherwise)."""
+
+    def __init__(self, *args, answers: bool | None = None) -> None:
+        super().__init__(*args)
+        self.answers = answers
+        self.reconnects = 0
+
+    def database_answers(self) -> bool:
+        return super().database_answers() if self.answers is None else self.answers
+
+    def reconnect(self) -> None:
+        self.reconnects += 1
+        super().reconnect()
+
+
+def run_jobs(supervisors: list[Supervisor], until, timing: Timing = FAST, answers: bool | None = None) -> int:
+    """Runs the jobs on a thread until `until()`; returns how many times it reconnected."""
     stop = threading.Event()
-    outages: list[str] = []
-    runner = Runner(supervisors, timing, stop.is_set, on_outage=lambda: outages.append("reconnect"))
+    runner = WatchedRunner(supervisors, timing, stop.is_set, answers=answers)
 
     def run() -> None:
         try:
@@ -291,7 +308,7 @@ def run_jobs(supervisors: list[Supervisor], until, timing: Timing = FAST) -> lis
         stop.set()
         thread.join(10)
     assert not thread.is_alive()
-    return outages
+    return runner.reconnects
 
 
 def counting_job(name: str, calls: list[float]) -> Job:
@@ -302,7 +319,21 @@ def counting_job(name: str, calls: list[float]) -> Job:
     return Job(name, name, run, FAST.idle)
 
 
-@pytest.mark.parametrize("error", [DataError, ProgrammingError, "a real IntegrityError"])
+def operational_error_while_the_database_answers() -> None:
+    """A real OperationalError that says nothing about the connection."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("SELECT * FROM no_such_table")
+        try:
+            cursor.execute("SET statement_timeout = 1")
+            cursor.execute("SELECT pg_sleep(1)")  # canceled after 1 ms
+        finally:
+            cursor.execute("SET statement_timeout = 0")
+
+
+@pytest.mark.parametrize(
+    "error", [DataError, ProgrammingError, "a real IntegrityError", "a real OperationalError"]
+)
 @pytest.mark.django_db(transaction=True)
 def test_a_data_error_is_that_jobs_failure_not_a_database_outage(error):
     polls: list[float] = []
@@ -312,6 +343,8 @@ def test_a_data_error_is_that_jobs_failure_not_a_database_outage(error):
         attempts.append(time.monotonic())
         if error == "a real IntegrityError":
             WorkerHeartbeat.objects.create(name="taken")  # the name is unique
+        elif error == "a real OperationalError":
+            operational_error_while_the_database_answers()
         else:
             raise error("value too long for type character varying(200)")
         return True
@@ -320,12 +353,13 @@ def test_a_data_error_is_that_jobs_failure_not_a_database_outage(error):
     timing = Timing(idle=0.01, backoff=30, max_backoff=30)  # the failing job waits long
     poll = Supervisor(counting_job("poll", polls), timing)
     failing = Supervisor(Job("reconcile", "reconcile", reconcile, 0.01), timing)
-    outages = run_jobs([failing, poll], until=lambda: len(polls) >= 30, timing=timing)
+    reconnects = run_jobs([failing, poll], until=lambda: len(polls) >= 30, timing=timing)
 
-    assert outages == []  # no reconnect, no outage backoff
+    assert reconnects == 0  # no reconnect, no outage backoff
     assert len(attempts) == 1  # backing off on its own...
     assert failing.failures == 1
-    assert failing.last_error.startswith(("DataError", "ProgrammingError", "IntegrityError"))
+    kind = error.__name__ if isinstance(error, type) else error.removeprefix("a real ")
+    assert failing.last_error.startswith(f"{kind}: ")
     # ...while the poll pass ran on its usual cadence from the start.
     assert polls[0] - attempts[0] < 1
     assert poll.failures == 0
@@ -343,10 +377,31 @@ def test_a_lost_connection_is_an_outage_for_the_whole_thread():
 
     failing = Supervisor(Job("reconcile", "reconcile", reconcile, FAST.idle), FAST)
     poll = Supervisor(counting_job("poll", polls), FAST)
-    outages = run_jobs([failing, poll], until=lambda: len(reconcile_calls) >= 3)
-    assert outages == ["reconnect"]
+    reconnects = run_jobs([failing, poll], until=lambda: len(reconcile_calls) >= 3, answers=False)
+    assert reconnects == 1
     assert failing.failures == 0  # the database's failure, not the job's
     assert polls and polls[0] > reconcile_calls[0]  # the poll waited for the reconnect
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_killed_by_the_server_is_reopened():
+    if connection.vendor != "postgresql":
+        pytest.skip("a server that ends a connection is PostgreSQL's; SQLite has none")
+    seen: list[int] = []
+
+    def poll() -> bool:
+        with connection.cursor() as cursor:
+            if not seen:
+                seen.append(0)
+                cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # as a failover would
+            cursor.execute("SELECT count(*) FROM videos_videotask")
+            seen.append(cursor.fetchone()[0])
+        return False
+
+    supervisor = Supervisor(Job("poll", "poll", poll, FAST.idle), FAST)
+    reconnects = run_jobs([supervisor], until=lambda: len(seen) >= 3)
+    assert reconnects == 1
+    assert supervisor.failures == 0
 
 
 def test_a_job_backs_off_exponentially_up_to_a_cap_and_is_reported_after_three_failures():

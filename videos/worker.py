@@ -12,10 +12,12 @@ meanwhile. A job that keeps failing (FAILING_AFTER failures in a row, or failing
 than `Timing.failing_for`) is recorded on the worker's heartbeat, which /healthz and the
 dashboard's banner show.
 
-A lost database is not a job's failure. OperationalError and InterfaceError (the
-connection failed: a restart, a failover, a network cut) stop every job of the thread,
-which drops its connections and tries again with a backoff of its own. Errors about the
-data (DataError, IntegrityError, ProgrammingError) are the failing job's alone.
+A lost database is not a job's failure. An OperationalError or InterfaceError after which
+the database does not answer a `SELECT 1` (a restart, a failover, a network cut) stops
+every job of the thread, which drops its connections and tries again with a backoff of its
+own. Anything else is the failing job's alone: errors about the data (DataError,
+IntegrityError, ProgrammingError), and an OperationalError while the database answers (a
+statement timeout, SQLite's "too many SQL variables").
 
 The keeper's jobs (keep, prune) run on a thread of their own: a copy can take minutes and
 must never hold up polling.
@@ -35,7 +37,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connections
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    connections,
+)
 from django.utils import timezone
 
 from videos import keep, submissions
@@ -104,7 +113,7 @@ class Supervisor:
         except OUTAGE_ERRORS:
             raise
         except Exception as error:
-            self._failed(error)
+            self.failed(error)
             return False
         if self.failures:
             logger.info("job %s: working again after %d failure(s) in a row", self.job.name, self.failures)
@@ -113,7 +122,7 @@ class Supervisor:
         self.next_run = time.monotonic() + (0 if worked else self.job.idle)
         return worked
 
-    def _failed(self, error: Exception) -> None:
+    def failed(self, error: Exception) -> None:
         self.failures += 1
         self.failing_since = self.failing_since or timezone.now()
         self.last_error = describe(error)
@@ -158,46 +167,41 @@ def pause(seconds: float, should_stop: Callable[[], bool]) -> None:
         time.sleep(min(remaining, SLEEP_SLICE))
 
 
-def reconnect() -> None:
-    """Drop this thread's database connections; Django opens new ones on the next query."""
-    for connection in connections.all(initialized_only=True):
-        with contextlib.suppress(DatabaseError):
-            connection.close()
-
-
 class Runner:
     """Runs supervised jobs in turn on one thread, each when it is due, until stopped."""
 
     def __init__(
-        self,
-        supervisors: list[Supervisor],
-        timing: Timing,
-        should_stop: Callable[[], bool],
-        on_outage: Callable[[], None] = reconnect,
+        self, supervisors: list[Supervisor], timing: Timing, should_stop: Callable[[], bool]
     ) -> None:
         self.supervisors = supervisors
         self.timing = timing
         self.should_stop = should_stop
-        self.on_outage = on_outage
 
     def run(self) -> None:
         outages = 0
         names = ", ".join(supervisor.job.name for supervisor in self.supervisors)
         while not self.should_stop():
+            current = None
             try:
                 close_old_connections()
                 for supervisor in self.supervisors:
                     if self.should_stop():
                         break
                     if supervisor.next_run <= time.monotonic():
+                        current = supervisor
                         supervisor.run()
                         outages = 0
-            except OUTAGE_ERRORS:
+            except OUTAGE_ERRORS as error:
+                if current is not None and self.database_answers():
+                    # Not the connection: a statement timeout, SQLite's "too many SQL
+                    # variables" or "no such table". That job's failure; the others go on.
+                    current.failed(error)
+                    continue
                 # The database went away (restart, failover): drop the connections and try
                 # again later rather than die and lose the worker.
                 outages += 1
                 logger.exception("database unreachable (%s): reconnecting, attempt %d", names, outages)
-                self.on_outage()
+                self.reconnect()
                 pause(backoff_delay(self.timing.outage_backoff, outages), self.should_stop)
                 continue
             except Exception:
@@ -206,6 +210,21 @@ class Runner:
                 pause(self.timing.max_backoff, self.should_stop)
                 continue
             pause(min(s.next_run for s in self.supervisors) - time.monotonic(), self.should_stop)
+
+    def database_answers(self) -> bool:
+        """Whether this thread's connection still answers, after an OperationalError."""
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except DatabaseError:
+            return False
+        return True
+
+    def reconnect(self) -> None:
+        """Drop this thread's database connections; Django opens new ones on the next query."""
+        for each in connections.all(initialized_only=True):
+            with contextlib.suppress(DatabaseError):
+                each.close()
 
 
 class Heartbeat:
@@ -267,12 +286,10 @@ class Worker:
         should_stop: Callable[[], bool] = lambda: False,
         keep_copies: bool | None = None,
         timing: Timing | None = None,
-        on_outage: Callable[[], None] = reconnect,
     ) -> None:
         self.poller = poller
         self.should_stop = should_stop
         self.timing = timing = timing or Timing.from_settings()
-        self.on_outage = on_outage
         self.heartbeat = Heartbeat()
         self.last_pass = PassReport()
         self.counts: Counter = Counter()
@@ -357,7 +374,7 @@ class Worker:
         return once
 
     def _runner(self, supervisors: list[Supervisor]) -> Runner:
-        return Runner(supervisors, self.timing, self.should_stop, self.on_outage)
+        return Runner(supervisors, self.timing, self.should_stop)
 
     def _run_keeper(self) -> None:
         # Its own database connection, closed when the thread ends.
