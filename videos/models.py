@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import random
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -169,9 +171,25 @@ class VideoTaskQuerySet(models.QuerySet):
         # leave it in the database rather than decode a JSON blob per task per poll.
         return list(self.filter(pk__in=ids, lease_token=token).defer("raw_payload"))
 
-    def release(self, token: uuid.UUID, pks: list[int], next_poll_at: datetime | None) -> int:
-        """Hand leased tasks back unpolled, due again at `next_poll_at`."""
-        return self.filter(pk__in=pks, lease_token=token).update(lease_token=None, next_poll_at=next_poll_at)
+    def release(
+        self,
+        token: uuid.UUID,
+        pks: list[int],
+        next_poll_at: datetime | None,
+        *,
+        spread: timedelta = timedelta(0),
+        rng: Callable[[], float] = random.random,
+    ) -> int:
+        """Hand leased tasks back unpolled, due again at `next_poll_at`, or each at a random
+        time within `spread` after it (one UPDATE either way), so that tasks held back
+        together do not all fall due in the same second."""
+        when: Any = next_poll_at
+        if next_poll_at is not None and spread > timedelta(0) and pks:
+            when = models.Case(
+                *(models.When(pk=pk, then=models.Value(next_poll_at + spread * rng())) for pk in pks),
+                output_field=models.DateTimeField(),
+            )
+        return self.filter(pk__in=pks, lease_token=token).update(lease_token=None, next_poll_at=when)
 
 
 class VideoTask(models.Model):
@@ -338,13 +356,15 @@ class VideoTask(models.Model):
         events: list[TaskEvent] = []
 
         def put(field: str, value: Any, *, clear: bool = False) -> None:
+            if isinstance(value, str):
+                value = _fit(field, value)
             if (value is not None or clear) and getattr(self, field) != value:
                 setattr(self, field, value)
                 changed.add(field)
 
         previous_status, previous_progress = self.status, self.progress
         new_status = snapshot.status or self.status
-        put("raw_status", snapshot.raw_status[:64])
+        put("raw_status", snapshot.raw_status)
         put("status", new_status)
         progress = snapshot.progress
         if new_status == Status.COMPLETED:
@@ -500,6 +520,14 @@ class VideoTask(models.Model):
             )
             == 1
         )
+
+
+def _fit(field: str, text: str) -> str:
+    """`text` cut to the column of VideoTask.`field`: everything a provider says goes
+    through here on its way to a task, so no value of theirs can be too long to save
+    (PostgreSQL refuses it with a DataError; SQLite would silently keep it whole)."""
+    limit = VideoTask._meta.get_field(field).max_length
+    return text[:limit] if limit is not None and len(text) > limit else text
 
 
 def _update_fields(tasks: list[VideoTask], names: list[str]) -> None:
@@ -729,12 +757,27 @@ def key_fingerprint(api_key: str) -> str:
     return hmac.new(settings.SECRET_KEY.encode(), api_key.encode(), hashlib.sha256).hexdigest()[:16]
 
 
+# The longest a 429 pauses a provider, whatever it asks for: one answer with
+# "Retry-After: 86400" (a misconfigured gateway, or a hostile one) must not stop polling for
+# every user for a day. A pause that ends is followed by one probe request, and a provider
+# still limiting us answers that probe with another 429, which starts the pause over: so a
+# long wait it really needs costs one request every MAX_PAUSE, not a stampede.
+MAX_PAUSE = timedelta(minutes=15)
+
+
 class ProviderState(models.Model):
     """What the poller knows about a provider as a whole: a rate-limit pause, or a block.
 
-    A 429 pauses every request to the provider until `paused_until`. A 401/403 (bad key) or
-    an exhausted quota blocks it until the key changes (its fingerprint differs) or an
-    operator resumes it from the admin.
+    A 429 pauses every request to the provider until `paused_until` (at most MAX_PAUSE
+    ahead). When that time has passed the pause is not over yet: one worker takes the probe
+    (`claim_probe`) and sends a single request; only when it is answered with something
+    other than a 429 is `paused_until` cleared and polling resumes for all (`end_probe`).
+    So `paused_until` reads: null, not paused; in the future, paused (or a probe in
+    flight); in the past, a probe is due. Workers share this row through conditional
+    UPDATEs, so one probe goes out however many workers run.
+
+    A 401/403 (bad key) or an exhausted quota blocks it until the key changes (its
+    fingerprint differs) or an operator resumes it from the admin.
     """
 
     base_url = models.CharField(max_length=500, unique=True)
@@ -756,10 +799,50 @@ class ProviderState(models.Model):
     def is_paused(self, now: datetime) -> bool:
         return self.paused_until is not None and self.paused_until > now
 
-    def pause_until(self, until: datetime) -> None:
-        if self.paused_until is None or until > self.paused_until:
+    def probe_due(self, now: datetime) -> bool:
+        """A pause has run out and no request has told yet whether the provider still limits us."""
+        return self.paused_until is not None and self.paused_until <= now
+
+    def pause_until(self, until: datetime, now: datetime | None = None, *, restart: bool = False) -> datetime:
+        """Pause the provider until `until`, cut to MAX_PAUSE from now. A longer pause already
+        running is kept, unless `restart` (the probe got a 429: the pause starts over).
+        Returns when the pause now ends."""
+        until = min(until, (now or timezone.now()) + MAX_PAUSE)
+        if restart or self.paused_until is None or until > self.paused_until:
             self.paused_until = until
             self.save(update_fields=["paused_until", "updated_at"])
+        return self.paused_until
+
+    def claim_probe(self, now: datetime, hold: timedelta) -> datetime | None:
+        """Take the probe that ends a pause, if it is due and no other worker took it first.
+
+        The winner's conditional UPDATE moves `paused_until` to `now + hold`, so every other
+        worker sees the provider paused while the probe is out, and a winner that dies frees
+        the probe by letting the hold run out. Returns the hold's end when this caller won.
+        """
+        if not self.probe_due(now):
+            return None
+        hold_until = now + hold
+        won = ProviderState.objects.filter(pk=self.pk, paused_until=self.paused_until).update(
+            paused_until=hold_until, updated_at=now
+        )
+        if not won:
+            self.refresh_from_db(fields=["paused_until"])
+            return None
+        self.paused_until = hold_until
+        return hold_until
+
+    def end_probe(self, hold_until: datetime, *, answered: bool) -> None:
+        """The probe taken with `claim_probe` came back: `answered` without a 429, the pause
+        is over; not sent after all, the probe is due again at once. A no-op when the hold
+        is no longer this probe's (a 429 restarted the pause, or the hold ran out and
+        another worker took over)."""
+        now = timezone.now()
+        value = None if answered else now
+        if ProviderState.objects.filter(pk=self.pk, paused_until=hold_until).update(
+            paused_until=value, updated_at=now
+        ):
+            self.paused_until = value
 
     def block(self, reason: str, fingerprint: str) -> None:
         self.blocked_reason = reason[:300]

@@ -56,6 +56,10 @@ SHUTDOWN_GRACE = 2.0
 # one commit per batch instead of one per task, without holding news back noticeably.
 WRITE_BATCH = 50
 WRITE_WAIT = 0.1
+# Tasks waiting out a rate-limit pause fall due at random over this fraction of the pause
+# after it ends (at most RELEASE_SPREAD_MAX seconds), not all in the same second.
+RELEASE_SPREAD = 0.1
+RELEASE_SPREAD_MAX = 30.0
 
 
 def steady_delay(interval: float, age: float, rng: Callable[[], float] = random.random) -> float:
@@ -80,8 +84,8 @@ class PassReport:
     changed: int = 0
     errors: int = 0
     handed_back: int = 0
-    # "paused" (rate limited) or "blocked" (key refused / out of quota) when the pass
-    # stopped early because of the provider.
+    # "paused" (rate limited), "probing" (one request sent to learn whether a pause is
+    # over) or "blocked" (key refused / out of quota) when the provider held the pass back.
     provider: str = ""
 
     def __str__(self) -> str:
@@ -129,6 +133,9 @@ class Poller:
         # Set by a fetch thread the moment the provider says "stop" (429, 401/403, quota),
         # so the other threads send nothing more before the main thread has even seen it.
         self._halted = threading.Event()
+        # The probe this worker sent after a pause (the task, and the hold's end), until
+        # its outcome is known; see ProviderState.claim_probe.
+        self._probe: tuple[VideoTask, datetime] | None = None
 
     @classmethod
     def from_settings(cls) -> Poller:
@@ -222,16 +229,50 @@ class Poller:
             return None
 
     def _claim(self, limit: int, started: datetime, report: PassReport) -> list[VideoTask]:
-        """Lease up to `limit` more due tasks, unless the provider is blocked or paused."""
-        self._provider = self.provider_state()
-        if self._provider.is_blocked_for(self.fingerprint):
+        """Lease up to `limit` more due tasks, unless the provider is blocked or paused.
+
+        Right after a pause, one task only: the probe. The others wait until it has been
+        answered without a 429 (the next claim then ends the pause for every worker).
+        """
+        now = timezone.now()
+        self._provider = state = self.provider_state()
+        if state.is_blocked_for(self.fingerprint):
             report.provider = "blocked"
             return []
-        if self._provider.is_paused(timezone.now()):
+        if self._probe is not None:
+            probe, hold = self._probe
+            if state.paused_until == hold and hold > now and probe.lease_token is not None:
+                report.provider = "probing"  # still on its way
+                return []
+            if state.paused_until == hold and probe.lease_token is None:
+                # Its answer was written, and it was no 429: that would have restarted the pause.
+                state.end_probe(hold, answered=True)
+                report.provider = ""
+                logger.info("provider %s answered the probe; the pause is over", self.client.base_url)
+            self._probe = None
+        if state.is_paused(now):
             report.provider = "paused"
             return []
+        if state.probe_due(now):
+            return self._claim_probe(state, now, started, report)
         tasks = VideoTask.objects.claim_due(max(limit, 1), self.lease, due_before=started)
         report.claimed += len(tasks)
+        return tasks
+
+    def _claim_probe(
+        self, state: ProviderState, now: datetime, started: datetime, report: PassReport
+    ) -> list[VideoTask]:
+        hold = state.claim_probe(now, self.lease)
+        if hold is None:
+            report.provider = "paused"  # another worker is probing
+            return []
+        tasks = VideoTask.objects.claim_due(1, self.lease, due_before=started)
+        if not tasks:
+            state.end_probe(hold, answered=False)  # nothing to ask about yet
+            return []
+        self._probe = (tasks[0], hold)
+        report.provider = "probing"
+        report.claimed += 1
         return tasks
 
     def _fetch(self, task_id: str) -> Any:
@@ -248,15 +289,29 @@ class Poller:
         return self._provider is not None and self._provider.is_blocked_for(self.fingerprint)
 
     def _hand_back(self, tasks: list[VideoTask]) -> int:
-        """Release tasks that were claimed but not polled: due again at once, or when the
-        provider's pause ends."""
+        """Release tasks that were claimed but not polled: due again at once, or spread over
+        a short window after the provider's pause ends."""
         state = self._provider
+        if self._probe is not None and state is not None:
+            probe, hold = self._probe
+            if any(task.pk == probe.pk for task in tasks):
+                state.end_probe(hold, answered=False)  # never answered: the next one goes first
+                self._probe = None
         now = timezone.now()
-        when = state.paused_until if state and state.paused_until and state.paused_until > now else now
+        when, spread = now, timedelta(0)
+        if state is not None and state.is_paused(now):
+            when, spread = state.paused_until, self._release_spread(state.paused_until - now)
         by_token: dict[Any, list[int]] = {}
         for task in tasks:
             by_token.setdefault(task.lease_token, []).append(task.pk)
-        return sum(VideoTask.objects.release(token, pks, when) for token, pks in by_token.items())
+        return sum(
+            VideoTask.objects.release(token, pks, when, spread=spread, rng=self.rng)
+            for token, pks in by_token.items()
+        )
+
+    @staticmethod
+    def _release_spread(pause: timedelta) -> timedelta:
+        return min(pause * RELEASE_SPREAD, timedelta(seconds=RELEASE_SPREAD_MAX))
 
     def _fold(self, task: VideoTask, value: Any, error: BaseException | None) -> _Result:
         """Decide the task's new fields (in memory) from one request's outcome. Never raises."""
@@ -363,13 +418,23 @@ class Poller:
             wait_for = error.retry_after
             if wait_for is None:
                 wait_for = backoff_delay(self.interval, task.consecutive_errors + 1, self.rng)
-            until = now + timedelta(seconds=wait_for)
             state = self._provider or self.provider_state()
-            if state.paused_until is None or state.paused_until < until:
-                logger.warning("provider %s rate limited us; pausing until %s", self.client.base_url, until)
-            state.pause_until(until)
+            probing = self._probe is not None and self._probe[0].pk == task.pk
+            if probing:
+                self._probe = None
+            before = state.paused_until
+            # Capped at MAX_PAUSE, then another probe; the probe's 429 starts it over.
+            until = state.pause_until(now + timedelta(seconds=wait_for), now, restart=probing)
+            if until != before:
+                logger.warning(
+                    "provider %s rate limited us%s; pausing until %s",
+                    self.client.base_url,
+                    " again (the probe)" if probing else "",
+                    until,
+                )
             task.last_error = error.message
-            task.next_poll_at = until
+            spread = self._release_spread(until - now)
+            task.next_poll_at = until + spread * self.rng()
             return {"last_error"}, []
         if isinstance(error, AuthError | QuotaExceeded):
             state = self._provider or self.provider_state()

@@ -10,6 +10,7 @@ the video, and sending it again could bill a second one. So the attempt is marke
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,7 +29,7 @@ from videos.client import (
     validate_task_id,
 )
 from videos.models import Submission, TaskEvent, VideoTask
-from videos.normalize import normalize, parse_seconds
+from videos.normalize import Snapshot, normalize, parse_seconds
 from videos.scrub import scrub, scrub_json
 
 logger = logging.getLogger("videos.submissions")
@@ -39,7 +40,13 @@ logger = logging.getLogger("videos.submissions")
 MATCH_WINDOW = timedelta(minutes=3)
 RECONCILE_FIRST_LOOK = timedelta(seconds=10)
 RECONCILE_ATTEMPTS = 12
+# The list is read a few pages deep, and no more entries of a page than were asked for: a
+# gateway that sends a hundred thousand (each normalised and compared with every open
+# create) would otherwise cost the worker minutes.
 MAX_LIST_PAGES = 5
+LIST_PAGE_SIZE = 100
+# How much of a hostile value a log line shows.
+LOGGED_VALUE_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -92,10 +99,15 @@ def submit(
     # The answer is provider text like any other: the key it may echo goes before anything
     # of it is read, stored or logged.
     payload = scrub_json(answer.payload, client.api_key)
-    task_id = payload.get("id")
     try:
-        task_id = validate_task_id(str(task_id)) if isinstance(task_id, str | int) else ""
-    except InvalidTaskId:
+        task_id = provider_task_id(payload.get("id"))
+    except InvalidTaskId as error:
+        logger.warning(
+            "submission %s: the provider answered with an unusable video ID %s (%s)",
+            submission.pk,
+            scrub(shortened(payload.get("id")), client.api_key),
+            error,
+        )
         task_id = ""
     if not task_id:
         submission.unknown(
@@ -106,6 +118,25 @@ def submit(
         return submission
     submission.created(_track(submission, task_id, payload))
     return submission
+
+
+def provider_task_id(value: Any) -> str:
+    """A task ID as the provider sent it (a create answer's `id`, an entry of its list),
+    checked like one a person pastes: it becomes a database key and a request path.
+    Raises InvalidTaskId for anything else."""
+    # Some gateways number their tasks; a JSON true is not a number here.
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidTaskId(f"A task ID must be a string, not {type(value).__name__}.")
+    return validate_task_id(str(value))
+
+
+def shortened(value: Any) -> str:
+    """`value` for a log line: its repr, cut short, so a hostile payload cannot flood the log."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int past Python's digit limit, deep nesting
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= LOGGED_VALUE_CHARS else f"{text[:LOGGED_VALUE_CHARS]}... ({len(text)} chars)"
 
 
 def plain_words(error: ProviderError) -> str:
@@ -157,6 +188,15 @@ def _track(submission: Submission, task_id: str, payload: dict[str, Any] | None)
     return task
 
 
+@dataclass(frozen=True)
+class Listed:
+    """One usable entry of the provider's list: a valid ID, its payload, and what it says."""
+
+    task_id: str
+    payload: dict[str, Any]
+    snapshot: Snapshot
+
+
 def reconcile(client: VideoAPIClient, now: datetime | None = None) -> int:
     """Look for the videos of "unknown" creates in the provider's list; returns how many
     were settled (found and tracked, or given up as never created)."""
@@ -173,17 +213,17 @@ def reconcile(client: VideoAPIClient, now: datetime | None = None) -> int:
         return 0
     settled = 0
     taken = set(
-        VideoTask.objects.filter(task_id__in=[v["id"] for v in videos]).values_list("task_id", flat=True)
+        VideoTask.objects.filter(task_id__in=[v.task_id for v in videos]).values_list("task_id", flat=True)
     )
     for submission in sorted(pending, key=lambda s: s.created_at):
-        match = _best_match(submission, [v for v in videos if v["id"] not in taken])
+        match = _best_match(submission, [v for v in videos if v.task_id not in taken])
         if match is not None:
-            taken.add(match["id"])
+            taken.add(match.task_id)
             # Scrubbed like any answer before it is stored (the key may be anywhere in it).
-            payload = scrub_json(match, client.api_key)
-            submission.created(_track(submission, scrub(match["id"], client.api_key), payload))
+            payload = scrub_json(match.payload, client.api_key)
+            submission.created(_track(submission, scrub(match.task_id, client.api_key), payload))
             logger.info(
-                "submission %s: found its video %s in the provider's list", submission.pk, match["id"]
+                "submission %s: found its video %s in the provider's list", submission.pk, match.task_id
             )
             settled += 1
         elif submission.reconcile_attempts + 1 >= RECONCILE_ATTEMPTS:
@@ -206,29 +246,67 @@ def _look_again_later(submission: Submission, now: datetime) -> None:
     submission.save(update_fields=["reconcile_attempts", "next_reconcile_at"])
 
 
-def _recent_videos(client: VideoAPIClient, since: datetime) -> list[dict[str, Any]]:
-    """The provider's videos made since `since`, newest first (a few pages at most)."""
-    videos: list[dict[str, Any]] = []
+def _recent_videos(client: VideoAPIClient, since: datetime) -> list[Listed]:
+    """The provider's videos made since `since`, newest first (a few pages at most).
+
+    The list is an answer like any other: entries that are not objects, IDs that could not
+    be tracked (or polled) and repeats are dropped, with one warning for the whole read, and
+    `has_more`/`last_id` are followed only when they are what they claim to be.
+    """
+    videos: dict[str, Listed] = {}
+    dropped: list[str] = []
     after = ""
     for _ in range(MAX_LIST_PAGES):
-        page = client.list_videos(after=after, limit=100, order="desc")
-        items = [v for v in page.get("data", []) if isinstance(v, dict) and isinstance(v.get("id"), str)]
-        videos.extend(items)
-        oldest = normalize(items[-1]).remote_created_at if items else None
-        after = page.get("last_id") or (items[-1]["id"] if items else "")
-        if not page.get("has_more") or not after or (oldest is not None and oldest < since):
+        page = client.list_videos(after=after, limit=LIST_PAGE_SIZE, order="desc")
+        entries = page["data"]  # a list: list_videos refuses anything else
+        if len(entries) > LIST_PAGE_SIZE:
+            dropped.append(f"{len(entries) - LIST_PAGE_SIZE} entries past the {LIST_PAGE_SIZE} asked for")
+        listed = list(_usable(entries[:LIST_PAGE_SIZE], dropped))
+        for video in listed:
+            videos.setdefault(video.task_id, video)
+        oldest = listed[-1].snapshot.remote_created_at if listed else None
+        try:
+            cursor = provider_task_id(page.get("last_id"))
+        except InvalidTaskId:
+            cursor = listed[-1].task_id if listed else ""
+        # Only a real `true` means more; a cursor that does not move would loop.
+        if page.get("has_more") is not True or not cursor or cursor == after:
             break
-    return videos
+        if oldest is not None and oldest < since:
+            break
+        after = cursor
+    if dropped:
+        logger.warning(
+            "the provider's video list had %d unusable entries, ignored (first: %s)",
+            len(dropped),
+            # Pieces of a key survive cutting short; scrub() finds those too.
+            scrub(dropped[0], client.api_key),
+        )
+    return list(videos.values())
 
 
-def _best_match(submission: Submission, videos: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _usable(entries: Iterable[Any], dropped: list[str]) -> Iterable[Listed]:
+    for entry in entries:
+        if not isinstance(entry, dict):
+            dropped.append(f"not an object: {shortened(entry)}")
+            continue
+        try:
+            task_id = provider_task_id(entry.get("id"))
+        except InvalidTaskId as error:
+            dropped.append(f"ID {shortened(entry.get('id'))}: {error}")
+            continue
+        yield Listed(task_id, entry, normalize(entry))
+
+
+def _best_match(submission: Submission, videos: list[Listed]) -> Listed | None:
     """The listed video this submission most likely made: same request, made just after it
     was sent; the closest in time when several fit."""
     sent = submission.created_at
     latest = (submission.answered_at or sent) + MATCH_WINDOW
+    wanted_seconds = parse_seconds(submission.seconds)
     best, best_gap = None, None
     for video in videos:
-        snapshot = normalize(video)
+        snapshot = video.snapshot
         made = snapshot.remote_created_at
         if made is None or not (sent - MATCH_WINDOW <= made <= latest):
             continue
@@ -236,13 +314,12 @@ def _best_match(submission: Submission, videos: list[dict[str, Any]]) -> dict[st
             continue
         if submission.size and snapshot.size and snapshot.size != submission.size:
             continue
-        wanted_seconds = parse_seconds(submission.seconds)
         if wanted_seconds is not None and snapshot.seconds is not None and snapshot.seconds != wanted_seconds:
             continue
-        prompt = video.get("prompt")
+        prompt = video.payload.get("prompt")
         if isinstance(prompt, str) and prompt.strip() != submission.prompt.strip():
             continue
-        remixed = video.get("remixed_from_video_id")
+        remixed = video.payload.get("remixed_from_video_id")
         if submission.remix_of is not None and remixed and remixed != submission.remix_of.task_id:
             continue
         gap = abs((made - sent).total_seconds())
