@@ -47,7 +47,8 @@ from django.db import (
 )
 from django.utils import timezone
 
-from videos import keep, submissions
+from videos import keep as copies
+from videos import submissions
 from videos.models import WorkerHeartbeat
 from videos.polling import PassReport, Poller, backoff_delay
 
@@ -325,12 +326,12 @@ class Worker:
         return settled > 0
 
     def keep(self) -> bool:
-        kept = keep.run(should_stop=self.should_stop)
+        kept = copies.run(should_stop=self.should_stop)
         self.counts["kept"] += kept
         return kept > 0
 
     def prune(self) -> bool:
-        pruned = keep.prune()
+        pruned = copies.prune()
         self.counts["pruned"] += pruned
         return pruned > 0
 
