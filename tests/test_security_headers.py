@@ -53,6 +53,14 @@ def test_static_files_carry_the_page_headers(client, page_headers, https):
 
 
 @pytest.mark.parametrize("https", [True, False])
+def test_the_health_probe_carries_the_page_headers(client, page_headers, https):
+    # Answered before host validation and the HTTPS redirect, but not before these headers.
+    response = client.get("/healthz", secure=https, HTTP_HOST="10.0.0.7:8080")
+    assert response.status_code == 200
+    assert_same_security_headers(response, page_headers, https=https)
+
+
+@pytest.mark.parametrize("https", [True, False])
 def test_the_bad_host_answer_carries_the_page_headers(client, page_headers, https):
     response = client.get("/", HTTP_HOST="evil.example", secure=https)
     assert response.status_code == 400

@@ -21,6 +21,7 @@ from django.utils import timezone
 from videos import downloads
 from videos.models import KeepState, Status, VideoTask
 from videos.safe_fetch import FetchError, FetchFailed
+from videos.scrub import scrub
 
 logger = logging.getLogger("videos.keep")
 
@@ -176,7 +177,7 @@ def _failed(task: VideoTask, error: FetchError, now) -> None:
     retry_at = None if permanent else now + timedelta(seconds=min(30 * 2**attempts, 6 * 3600))
     VideoTask.objects.filter(pk=task.pk).update(
         keep_state=KeepState.FAILED,
-        keep_error=error.reason[:500],
+        keep_error=scrub(error.reason)[:500],
         keep_attempts=attempts,
         next_keep_at=retry_at,
         changed_at=now,

@@ -51,6 +51,7 @@ from videos import keep as copies
 from videos import submissions
 from videos.models import WorkerHeartbeat
 from videos.polling import PassReport, Poller, backoff_delay
+from videos.scrub import scrub
 
 logger = logging.getLogger("videos.worker")
 
@@ -155,10 +156,8 @@ class Supervisor:
 
 def describe(error: Exception) -> str:
     """A short line about an error for the heartbeat, with the provider key taken out."""
-    text = f"{type(error).__name__}: {error}"
-    if settings.VIDEO_API_KEY:
-        text = text.replace(settings.VIDEO_API_KEY, "[key]")
-    return text[:300]
+    # Scrubbed before it is cut, so no piece of the key survives at the cut.
+    return scrub(f"{type(error).__name__}: {error}")[:300]
 
 
 def pause(seconds: float, should_stop: Callable[[], bool]) -> None:
