@@ -48,12 +48,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First, so a platform's health probe is answered over plain HTTP, whatever the Host
-    # header, before the HTTPS redirect and host validation below.
-    "dashboard.health.HealthCheckMiddleware",
-    # Outside everything that may answer by itself (static files, a 400 for a bad Host),
-    # so those answers carry the same security headers as pages.
+    # Outside everything that may answer by itself (the health probe, static files, a 400
+    # for a bad Host), so those answers carry the same security headers as pages.
     "dashboard.middleware.SecurityHeadersEverywhereMiddleware",
+    # Before the HTTPS redirect and host validation below, so a platform's health probe is
+    # answered over plain HTTP, whatever the Host header.
+    "dashboard.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
