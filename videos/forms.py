@@ -14,6 +14,33 @@ SIZE_PATTERN = re.compile(r"[1-9][0-9]{1,4}x[1-9][0-9]{1,4}")
 
 MAX_LINES = 200
 
+# Control characters: the C0 set, DEL and the C1 set. Invisible and meaningless in anything
+# a person types here, and NUL cannot be stored by PostgreSQL at all (a query holding one
+# fails). Multi-line text keeps its tabs and line breaks.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROLS_BUT_LAYOUT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def without_controls(text: str, *, multiline: bool = False) -> str:
+    """`text` with its control characters removed: every text typed into a form or a URL
+    goes through here before it reaches a query or a row (the forms through PlainText,
+    the dashboard's filters through Listing)."""
+    return (_CONTROLS_BUT_LAYOUT if multiline else _CONTROLS).sub("", text)
+
+
+class PlainText(forms.CharField):
+    """A CharField that drops control characters before anything else looks at the value,
+    so a stray NUL in a paste is removed rather than a reason to refuse the form."""
+
+    def __init__(self, *, multiline: bool = False, **kwargs: Any) -> None:
+        self.multiline = multiline
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> str:
+        if isinstance(value, str):
+            value = without_controls(value, multiline=self.multiline)
+        return super().to_python(value)
+
 
 class TrackTasksForm(forms.Form):
     """One or many task IDs, one per line; text after the ID on a line is its label.
@@ -74,10 +101,10 @@ class CreateVideoForm(forms.Form):
     configured the field is free text, because providers differ.
     """
 
-    prompt = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=4000)
-    model = forms.CharField(max_length=100)
-    seconds = forms.CharField(max_length=16, required=False, label="Duration (seconds)")
-    size = forms.CharField(max_length=32, required=False, help_text="WIDTHxHEIGHT, e.g. 1280x720")
+    prompt = PlainText(multiline=True, widget=forms.Textarea(attrs={"rows": 3}), max_length=4000)
+    model = PlainText(max_length=100)
+    seconds = PlainText(max_length=16, required=False, label="Duration (seconds)")
+    size = PlainText(max_length=32, required=False, help_text="WIDTHxHEIGHT, e.g. 1280x720")
     input_reference = forms.FileField(required=False, label="Reference image (optional)")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -124,4 +151,6 @@ class CreateVideoForm(forms.Form):
 
 
 class RemixForm(forms.Form):
-    prompt = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=4000, label="New prompt")
+    prompt = PlainText(
+        multiline=True, widget=forms.Textarea(attrs={"rows": 2}), max_length=4000, label="New prompt"
+    )

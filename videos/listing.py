@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from django.db.models import Q
 from django.http import QueryDict
 
+from videos.forms import without_controls
 from videos.models import Status, VideoTask, VideoTaskQuerySet
 
 PAGE_SIZE = 50
@@ -32,7 +33,10 @@ class Cursor:
     def parse(cls, text: str) -> Cursor | None:
         """A cursor from the URL, or None for anything malformed (the first page then)."""
         micros, _, pk = text.partition("_")
-        if not (micros.isdigit() and pk.isdigit()) or len(micros) > 20 or len(pk) > 19:
+        # ASCII digits only: isdigit() also says yes to "²", which int() refuses.
+        if not (micros.isascii() and pk.isascii() and micros.isdigit() and pk.isdigit()):
+            return None
+        if len(micros) > 20 or len(pk) > 19:
             return None
         try:
             when = datetime.fromtimestamp(int(micros) / 1_000_000, tz=UTC)
@@ -70,12 +74,15 @@ class Listing:
 
     @classmethod
     def from_query(cls, params: QueryDict) -> Listing:
+        """The listing a URL asks for. Anything unusable is dropped (and said in `problems`),
+        and control characters never get past here: the search reaches the database, and
+        PostgreSQL refuses a NUL in a query."""
         problems = []
         status = params.get("status", "")
         if status and status not in Status.values:
             problems.append("Unknown status filter ignored.")
             status = ""
-        q = params.get("q", "").strip()
+        q = without_controls(params.get("q", "")).strip()
         if len(q) > MAX_QUERY_LENGTH:
             problems.append(f"Search shortened to {MAX_QUERY_LENGTH} characters.")
             q = q[:MAX_QUERY_LENGTH]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import connections, models, router, transaction
+from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -125,23 +125,37 @@ class VideoTaskQuerySet(models.QuerySet):
 
         Returns the tasks created and the IDs the owner already tracked (reported, not
         duplicated). New tasks have no next_poll_at, so the worker polls them at once.
+
+        Safe against a concurrent call with the same IDs (a double-clicked form, two tabs):
+        each task goes in with its event in a transaction of its own (a savepoint inside a
+        caller's), so no call holds one row while it waits for another (no deadlock), and
+        a task the unique constraint refuses because the other call inserted it first
+        counts as already tracked.
         """
         wanted = list(dict.fromkeys(task_id for task_id, _ in entries))
         labels = dict(reversed(entries))
         existing = set(self.filter(owner=owner, task_id__in=wanted).values_list("task_id", flat=True))
         now = timezone.now()
         created = []
-        with transaction.atomic():
-            for task_id in wanted:
-                if task_id in existing:
-                    continue
-                task = VideoTask.objects.create(
-                    owner=owner, task_id=task_id, label=labels[task_id][:200], created_at=now, changed_at=now
-                )
-                TaskEvent.objects.create(
-                    task=task, at=now, kind=TaskEvent.Kind.TRACKED, status=task.status, message=note
-                )
-                created.append(task)
+        for task_id in wanted:
+            if task_id in existing:
+                continue
+            try:
+                with transaction.atomic():
+                    task = VideoTask.objects.create(
+                        owner=owner,
+                        task_id=task_id,
+                        label=labels[task_id][:200],
+                        created_at=now,
+                        changed_at=now,
+                    )
+                    TaskEvent.objects.create(
+                        task=task, at=now, kind=TaskEvent.Kind.TRACKED, status=task.status, message=note
+                    )
+            except IntegrityError:
+                existing.add(task_id)
+                continue
+            created.append(task)
         return created, [task_id for task_id in wanted if task_id in existing]
 
     def claim_due(
