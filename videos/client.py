@@ -27,6 +27,8 @@ from videos.scrub import scrubber_for
 USER_AGENT = "video-task-dashboard/0.1 (+https://github.com/)"
 MAX_TASK_ID_LENGTH = 255
 # A wait longer than this from a Retry-After header is a misconfigured gateway, not a plan.
+# It bounds what a create's refusal quotes; the poller's pauses have their own, shorter cap
+# (models.MAX_PAUSE), after which one probe request tells whether the limit still holds.
 MAX_RETRY_AFTER = 24 * 3600.0
 MAX_REDIRECTS = 3
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
