@@ -136,6 +136,11 @@ class Poller:
         # The probe this worker sent after a pause (the task, and the hold's end), until
         # its outcome is known; see ProviderState.claim_probe.
         self._probe: tuple[VideoTask, datetime] | None = None
+        # When each request in flight started (written by the pool threads). The client's
+        # deadline ends a request in `timeout` s; this is the pass's own guard beyond it,
+        # for what no socket deadline covers (a hung DNS lookup, a stuck thread).
+        self._sent_at: dict[int, float] = {}
+        self.overdue_after = client.connect_timeout + client.timeout + 5.0
 
     @classmethod
     def from_settings(cls) -> Poller:
@@ -162,6 +167,7 @@ class Poller:
         results: queue.SimpleQueue = queue.SimpleQueue()
         cancelled = threading.Event()
         self._halted.clear()
+        self._sent_at.clear()
         in_flight: dict[int, VideoTask] = {}
         unsent: list[VideoTask] = []
         writes: list[_Result] = []
@@ -178,15 +184,20 @@ class Poller:
                     claiming = False
                 for task in claimed:
                     in_flight[task.pk] = task
-                    self._pool.submit(task.pk, partial(self._fetch, task.task_id), results, cancelled)
+                    self._pool.submit(
+                        task.pk, partial(self._fetch, task.pk, task.task_id), results, cancelled
+                    )
             if not in_flight:
                 break
 
             item = self._next_result(results, 0.02 if writes else 0.2)
             while item is not None:
                 pk, value, error = item
-                task = in_flight.pop(pk)
-                if value is NOT_RUN:
+                self._sent_at.pop(pk, None)
+                task = in_flight.pop(pk, None)
+                if task is None:
+                    pass  # given up on as overdue and handed back already; its late answer is dropped
+                elif value is NOT_RUN:
                     unsent.append(task)
                 else:
                     if not writes:
@@ -194,6 +205,8 @@ class Poller:
                     writes.append(self._fold(task, value, error))
                 item = self._next_result(results, 0)
 
+            if self._sent_at:
+                report.handed_back += self._give_up_overdue(in_flight)
             if writes and (
                 len(writes) >= WRITE_BATCH or not in_flight or time.monotonic() - oldest_write >= WRITE_WAIT
             ):
@@ -275,15 +288,32 @@ class Poller:
         report.claimed += 1
         return tasks
 
-    def _fetch(self, task_id: str) -> Any:
+    def _fetch(self, pk: int, task_id: str) -> Any:
         """Runs on a pool thread: one request, unless the provider has said stop."""
         if self._halted.is_set():
             return NOT_RUN
+        self._sent_at[pk] = time.monotonic()
         try:
             return self.client.retrieve(task_id)
         except (RateLimited, AuthError, QuotaExceeded):
             self._halted.set()
             raise
+
+    def _give_up_overdue(self, in_flight: dict[int, VideoTask]) -> int:
+        """Hand back, with a backoff, the tasks whose request has run past its deadline, so
+        the pass goes on without them; their late answers are dropped. Returns how many."""
+        cutoff = time.monotonic() - self.overdue_after
+        overdue = [pk for pk, at in list(self._sent_at.items()) if at < cutoff and pk in in_flight]
+        if not overdue:
+            return 0
+        retry_at = timezone.now() + timedelta(seconds=backoff_delay(self.interval, 1, self.rng))
+        by_token: dict[Any, list[int]] = {}
+        for pk in overdue:
+            self._sent_at.pop(pk, None)
+            task = in_flight.pop(pk)
+            by_token.setdefault(task.lease_token, []).append(pk)
+            logger.warning("task %s (%s): no answer past the request deadline; handed back", pk, task.task_id)
+        return sum(VideoTask.objects.release(token, pks, retry_at) for token, pks in by_token.items())
 
     def _provider_blocked(self) -> bool:
         return self._provider is not None and self._provider.is_blocked_for(self.fingerprint)

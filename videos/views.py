@@ -146,7 +146,9 @@ def new_video(request: HttpRequest) -> HttpResponse:
 
 
 def _parse_ids(text: str) -> list[int]:
-    return [int(part) for part in text.split(",")[:200] if part.isdigit() and len(part) < 19]
+    # isascii: isdigit() also accepts "²" and full-width digits, which int() refuses or reads.
+    parts = text.split(",")[:200]
+    return [int(part) for part in parts if part.isascii() and part.isdigit() and len(part) < 19]
 
 
 def _token_time(token: str) -> datetime | None:
