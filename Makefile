@@ -29,8 +29,10 @@ install: $(STAMP)
 run: $(STAMP)
 	$(LOCAL_ENV) $(PY) manage.py run_local --port $(PORT)
 
+# Two processes (pytest-xdist), one per core of the machines we run on; each gets its own
+# test database.
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
