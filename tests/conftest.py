@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 from django.contrib.auth import get_user_model
 
-from tests.fake_provider import FakeProvider
+from tests.fake_provider import PROVIDER_KEY, FakeProvider
 
 
 @pytest.fixture
@@ -13,6 +13,21 @@ def provider() -> Iterator[FakeProvider]:
     fake = FakeProvider().start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture
+def configured(settings, provider: FakeProvider) -> FakeProvider:
+    """The fake provider as the deployment's configured one, with PROVIDER_KEY."""
+    settings.VIDEO_API_BASE_URL = provider.base_url
+    settings.VIDEO_API_KEY = PROVIDER_KEY
+    return provider
+
+
+@pytest.fixture
+def signed_in(client, owner):
+    """Django's test client, signed in as the owner persona."""
+    client.force_login(owner)
+    return client
 
 
 @pytest.fixture

@@ -48,6 +48,10 @@ class Seen:
     content_type: str = ""
 
 
+# The key a test configures for the fake provider (see the `configured` fixture).
+PROVIDER_KEY = "sk-fake-provider-key-0123456789"
+
+
 class FakeProvider:
     PREFIX = "/v1/videos/"
 

@@ -15,19 +15,11 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
 @pytest.fixture
-def configured(settings, provider):
-    settings.VIDEO_API_BASE_URL = provider.base_url
-    settings.VIDEO_API_KEY = "sk-views"
+def configured(configured, settings):
     settings.VIDEO_MODELS = ["veo-3", "kling-v2"]
     settings.VIDEO_SIZES = ["1280x720", "720x1280"]
     settings.VIDEO_SECONDS = []
-    return provider
-
-
-@pytest.fixture
-def signed_in(client, owner):
-    client.force_login(owner)
-    return client
+    return configured
 
 
 def test_the_form_offers_the_configured_lists(configured, signed_in):

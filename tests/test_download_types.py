@@ -23,13 +23,13 @@ from django.db import close_old_connections, connection
 from django.test import Client
 from django.utils import timezone
 
+from tests.fake_provider import PROVIDER_KEY as KEY
 from tests.fake_provider import Reply
 from tests.test_downloads import body, finished
 from videos import downloads
 from videos.models import KeepState, VideoTask
 from videos.safe_fetch import FetchFailed
 
-KEY = "sk-download-types"
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64
 WAIT = 10.0  # seconds: how long a test waits for something that should happen at once
 
@@ -61,19 +61,6 @@ THUMBNAIL_CASES = [
 def no_download_slot_outlives_its_test():
     yield
     assert downloads.SLOTS.in_use == 0, "a download slot was never given back"
-
-
-@pytest.fixture
-def configured(settings, provider):
-    settings.VIDEO_API_BASE_URL = provider.base_url
-    settings.VIDEO_API_KEY = KEY
-    return provider
-
-
-@pytest.fixture
-def signed_in(client, owner):
-    client.force_login(owner)
-    return client
 
 
 def hang_up(response) -> None:

@@ -8,24 +8,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from tests.fake_provider import PROVIDER_KEY as KEY
 from tests.fake_provider import Reply
 from videos.models import Status, VideoTask
 
-KEY = "sk-download-secret"
 VIDEO_BYTES = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 400
-
-
-@pytest.fixture
-def configured(settings, provider):
-    settings.VIDEO_API_BASE_URL = provider.base_url
-    settings.VIDEO_API_KEY = KEY
-    return provider
-
-
-@pytest.fixture
-def signed_in(client, owner):
-    client.force_login(owner)
-    return client
 
 
 def finished(owner, task_id="video/dl+1=", **fields) -> VideoTask:

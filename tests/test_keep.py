@@ -9,7 +9,7 @@ import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from tests.fake_provider import Reply, video
+from tests.fake_provider import PROVIDER_KEY, Reply, video
 from videos import keep
 from videos.client import VideoAPIClient
 from videos.models import KeepState, Status, VideoTask
@@ -17,13 +17,6 @@ from videos.polling import Poller
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + b"frames" * 3000
 THUMB = b"\xff\xd8\xff\xe0" + b"jpeg" * 100
-
-
-@pytest.fixture
-def configured(settings, provider):
-    settings.VIDEO_API_BASE_URL = provider.base_url
-    settings.VIDEO_API_KEY = "sk-keep"
-    return provider
 
 
 def completed(owner, task_id="video_keep", **fields) -> VideoTask:
@@ -46,7 +39,7 @@ def serve(provider, task_id: str, video_reply: Reply, thumb_reply: Reply | None 
 def test_completion_queues_a_copy(configured, owner):
     task = VideoTask.objects.create(owner=owner, task_id="video_done", status=Status.PROCESSING)
     configured.script("video_done", video("video_done", "completed", 100))
-    poller = Poller(VideoAPIClient(configured.base_url, "sk-keep"), interval=5, concurrency=1)
+    poller = Poller(VideoAPIClient(configured.base_url, PROVIDER_KEY), interval=5, concurrency=1)
     try:
         poller.run_pass()
     finally:

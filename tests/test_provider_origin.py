@@ -8,11 +8,11 @@ import time
 
 import pytest
 
+from tests.fake_provider import PROVIDER_KEY as KEY
 from tests.fake_provider import FakeProvider, Reply
 from videos import keep
 from videos.models import KeepState, Status, VideoTask
 
-KEY = "sk-origin-secret-key-0123456789"
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
 
 
@@ -25,17 +25,9 @@ def receiver():
 
 
 @pytest.fixture
-def configured(settings, provider):
-    settings.VIDEO_API_BASE_URL = provider.base_url
-    settings.VIDEO_API_KEY = KEY
+def configured(configured, settings):
     settings.VIDEO_DOWNLOAD_DEADLINE = 2.0
-    return provider
-
-
-@pytest.fixture
-def signed_in(client, owner):
-    client.force_login(owner)
-    return client
+    return configured
 
 
 def finished(owner, task_id: str, **fields) -> VideoTask:

@@ -813,7 +813,9 @@ def test_a_refused_connection_is_transient(make_fetcher):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(FetchFailed) as caught:
-        make_fetcher(trusted_origins=[f"http://provider.test:{port}"]).open(f"http://provider.test:{port}/file")
+        make_fetcher(trusted_origins=[f"http://provider.test:{port}"]).open(
+            f"http://provider.test:{port}/file"
+        )
     assert caught.value.transient is True
     assert caught.value.status_code is None
 

@@ -77,12 +77,6 @@ def test_the_bad_host_answer_before_the_https_redirect_too(client, page_headers,
     assert client.get("/accounts/login/").status_code == 301
 
 
-@pytest.fixture
-def signed_in(client, owner):
-    client.force_login(owner)
-    return client
-
-
 @pytest.mark.parametrize(
     ("url", "headers"),
     [

@@ -16,12 +16,6 @@ HX = {"HX-Request": "true"}
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
-@pytest.fixture
-def signed_in(client, owner):
-    client.force_login(owner)
-    return client
-
-
 def make_task(owner, task_id="video_1", **fields) -> VideoTask:
     return VideoTask.objects.create(owner=owner, task_id=task_id, **fields)
 
