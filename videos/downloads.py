@@ -44,6 +44,10 @@ PASSIVE_TYPES = {
 # Sent with every download answer, files and errors alike: no sniffing a type of its own,
 # and a document that may run nothing and load nothing, should a browser open it anyway.
 DOWNLOAD_CSP = "default-src 'none'; sandbox"
+# The player's video, opened in a tab of its own, is shown by the browser's media document,
+# which loads the URL again: let it, from its own origin (an opaque one fails that load).
+# Still no scripts, forms or popups: allow-same-origin without allow-scripts runs nothing.
+INLINE_CSP = "default-src 'none'; media-src 'self'; sandbox allow-same-origin"
 # Seconds a client is asked to wait when every download slot is taken.
 BUSY_RETRY_AFTER = 5
 
@@ -86,7 +90,7 @@ def served_type(variant: str, provider_type: str = "") -> str:
 def protect(response: HttpResponseBase, filename: str, *, inline: bool = False) -> HttpResponseBase:
     """Give a download answer (a file or an error) the headers that keep it inert."""
     response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = DOWNLOAD_CSP
+    response["Content-Security-Policy"] = INLINE_CSP if inline else DOWNLOAD_CSP
     response["Content-Disposition"] = content_disposition_header(not inline, filename)
     response["Cache-Control"] = "private, no-store"
     return response
