@@ -168,6 +168,7 @@ class Poller:
         cancelled = threading.Event()
         self._halted.clear()
         self._sent_at.clear()
+        next_overdue_check = time.monotonic() + 1.0
         in_flight: dict[int, VideoTask] = {}
         unsent: list[VideoTask] = []
         writes: list[_Result] = []
@@ -205,7 +206,10 @@ class Poller:
                     writes.append(self._fold(task, value, error))
                 item = self._next_result(results, 0)
 
-            if self._sent_at:
+            if time.monotonic() >= next_overdue_check:
+                # Once a second is plenty for a guard measured in tens of seconds, and keeps
+                # the scan of every request in flight off the per-answer path.
+                next_overdue_check = time.monotonic() + 1.0
                 report.handed_back += self._give_up_overdue(in_flight)
             if writes and (
                 len(writes) >= WRITE_BATCH or not in_flight or time.monotonic() - oldest_write >= WRITE_WAIT
