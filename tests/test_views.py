@@ -142,8 +142,7 @@ def test_only_http_links_become_links(signed_in, owner, url):
     # download slots) for as long as the browser keeps it open.
     detail = signed_in.get(f"/tasks/{task.pk}/").content.decode()
     assert (
-        f'<video class="player" controls preload="none" src="/tasks/{task.pk}/download/?inline=1">'
-        in detail
+        f'<video class="player" controls preload="none" src="/tasks/{task.pk}/download/?inline=1">' in detail
     )
 
 
