@@ -1,37 +1,45 @@
 """The provider client: the only module that speaks HTTP to the video API.
 
-Every answer becomes either a `TaskAnswer` or one of the `ProviderError` subclasses below,
-so the poller decides what to do from a type, never from a status code. Error messages are
-short display strings, safe to store and show: they never contain the API key.
+Every API answer becomes either a `TaskAnswer` or one of the `ProviderError` subclasses
+below, so the poller decides what to do from a type, never from a status code (the status
+rule itself is `http.classify`, shared with safe_fetch.py). Error messages are short
+display strings, safe to store and show: they never contain the API key.
+
+One method is different: `open_content` streams a file (the video bytes, not an API answer)
+through a SafeFetcher, and raises that fetcher's `FetchError` like every other file fetch,
+so the download proxy and the keeper handle a content URL and a direct link the same way.
+
+A client holds a pooled session: `close` it, or use it as a context manager
+(`with VideoAPIClient.from_settings() as client:`).
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 from urllib.parse import quote, urljoin
 
 import requests
 import urllib3.exceptions
+from django.conf import settings
 
 from videos import deadlines
+from videos.http import REDIRECT_STATUSES, USER_AGENT, Kind, ca_bundle, classify
 from videos.safe_fetch import Download, SafeFetcher, within_prefix
 from videos.scrub import scrubber_for
 
-USER_AGENT = "video-task-dashboard/0.1 (+https://github.com/)"
 MAX_TASK_ID_LENGTH = 255
 # A wait longer than this from a Retry-After header is a misconfigured gateway, not a plan.
 # It bounds what a create's refusal quotes; the poller's pauses have their own, shorter cap
 # (models.MAX_PAUSE), after which one probe request tells whether the limit still holds.
 MAX_RETRY_AFTER = 24 * 3600.0
 MAX_REDIRECTS = 3
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 class InvalidTaskId(ValueError):
@@ -243,7 +251,7 @@ class VideoAPIClient:
         # Read them once, now, and keep honouring them.
         self.session.trust_env = False
         self.session.proxies.update(requests.utils.get_environ_proxies(self.base_url))
-        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self.session.verify = ca_bundle()
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         if api_key:
             self.session.headers["Authorization"] = f"Bearer {api_key}"
@@ -251,11 +259,35 @@ class VideoAPIClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
+    @classmethod
+    def from_settings(cls, *, pool_size: int = 4) -> VideoAPIClient:
+        """A client for VIDEO_API_BASE_URL with VIDEO_API_KEY and the configured limits."""
+        return cls(
+            settings.VIDEO_API_BASE_URL,
+            settings.VIDEO_API_KEY,
+            timeout=settings.VIDEO_API_TIMEOUT,
+            max_response_bytes=settings.VIDEO_API_MAX_RESPONSE_BYTES,
+            pool_size=pool_size,
+            max_rps=settings.VIDEO_API_MAX_RPS,
+        )
+
     def __repr__(self) -> str:
         # No key here: reprs end up in logs and error reports.
         return f"<VideoAPIClient {self.base_url}>"
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
     def close(self) -> None:
+        """Close the session's pooled connections. Idempotent."""
         self.session.close()
 
     def task_url(self, task_id: str) -> str:
@@ -312,6 +344,8 @@ class VideoAPIClient:
         Through `fetcher` rather than this client's session: a file can be gigabytes and
         must stream under the fetcher's size cap and deadline, and a redirect to a CDN is
         checked like any other untrusted link (the key goes only to URLs under the base URL).
+        So, unlike every other method here, it raises the fetcher's FetchRefused or
+        FetchFailed (a `FetchError`), never a ProviderError.
         """
         return fetcher.open(self.content_url(task_id, variant), **self.credentials())
 
@@ -447,24 +481,25 @@ class VideoAPIClient:
 
     def _classify(self, status_code: int, headers: Any, data: Any) -> ProviderError:
         code = _error_code(data)
-        if status_code == 404 or (status_code == 400 and code == "task_not_exist"):
+        kind = classify(status_code, code)
+        if kind is Kind.NOT_FOUND:
             return NotFound("The provider does not know this task.", status_code=status_code)
-        if status_code in (401, 403):
+        if kind is Kind.DENIED:
             return AuthError(
                 f"The provider refused the API key (HTTP {status_code}"
                 f"{', ' + self._scrub(code) if code else ''}).",
                 status_code=status_code,
             )
-        if status_code == 429:
-            if code == "insufficient_quota":
-                return QuotaExceeded("The provider says the account is out of quota.", status_code=429)
+        if kind is Kind.OUT_OF_QUOTA:
+            return QuotaExceeded("The provider says the account is out of quota.", status_code=status_code)
+        if kind is Kind.RATE_LIMITED:
             wait = parse_retry_after(headers)
             return RateLimited(
                 "The provider is rate limiting us"
                 + (f"; it asked for {wait:g} s." if wait is not None else "."),
                 retry_after=wait,
             )
-        if status_code >= 500 or status_code in (408, 409, 425):
+        if kind is Kind.UNAVAILABLE:
             return TransientError(f"The provider answered HTTP {status_code}.", status_code=status_code)
         return PermanentError(
             f"The provider answered HTTP {status_code}{': ' + self._scrub(code) if code else ''}.",

@@ -22,8 +22,8 @@ from django.conf import settings
 from django.http import HttpResponseBase
 from django.utils.http import content_disposition_header
 
+from videos.client import VideoAPIClient
 from videos.models import VideoTask
-from videos.provider import configured_client
 from videos.safe_fetch import Download, SafeFetcher
 
 VARIANTS = {
@@ -65,12 +65,14 @@ def fetcher() -> SafeFetcher:
 def open_remote(task: VideoTask, variant: str = "video") -> Download:
     """Open the bytes of a task's video or thumbnail at the provider. Raises FetchError."""
     url = task.download_url if variant == "video" else ""
-    client = configured_client()
-    if not url:
-        return client.open_content(task.task_id, variant, fetcher())
-    # A direct link under the provider's base URL may need the key; SafeFetcher sends it to
-    # nothing else (another port, scheme or path of the same host, a CDN, a redirect).
-    return fetcher().open(url, **client.credentials())
+    # The client only names the content URL and the key's scope: the bytes come through
+    # SafeFetcher, so its session never connects. Closed all the same.
+    with VideoAPIClient.from_settings() as client:
+        if not url:
+            return client.open_content(task.task_id, variant, fetcher())
+        # A direct link under the provider's base URL may need the key; SafeFetcher sends it
+        # to nothing else (another port, scheme or path of the same host, a CDN, a redirect).
+        return fetcher().open(url, **client.credentials())
 
 
 def file_name(task: VideoTask, variant: str) -> str:

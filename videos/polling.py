@@ -37,7 +37,6 @@ from videos.client import (
 from videos.fetch_pool import NOT_RUN, FetchPool
 from videos.models import ProviderState, TaskEvent, VideoTask, key_fingerprint
 from videos.normalize import normalize, storable_json
-from videos.provider import configured_client
 from videos.scrub import scrub_json
 
 logger = logging.getLogger("videos.poller")
@@ -144,7 +143,7 @@ class Poller:
 
     @classmethod
     def from_settings(cls) -> Poller:
-        client = configured_client(pool_size=settings.VIDEO_POLL_CONCURRENCY)
+        client = VideoAPIClient.from_settings(pool_size=settings.VIDEO_POLL_CONCURRENCY)
         return cls(
             client,
             interval=settings.VIDEO_POLL_INTERVAL,

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-import os
 import re
 import socket
 import ssl
@@ -43,18 +42,17 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
-import requests.certs
 import urllib3.exceptions
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.response import HTTPResponse
 
 from videos import deadlines
+from videos.http import REDIRECT_STATUSES, USER_AGENT, Kind, ca_bundle, classify
 
 logger = logging.getLogger(__name__)
 
 Resolver = Callable[[str, int], list[str]]
 
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # Ranges no untrusted link may reach, with the word used in the refusal. Checked on top of
@@ -425,13 +423,14 @@ def _too_slow(deadline: float, status_code: int | None) -> FetchFailed:
 
 
 def _status_error(status: int, host: str) -> FetchFailed:
-    if status in (404, 410):
-        return FetchFailed(f"{host} does not have this file (HTTP {status}).", status_code=status)
-    if status in (401, 403):
-        return FetchFailed(f"{host} refused access to this file (HTTP {status}).", status_code=status)
-    # 408 is the server timing out on us: as transient as our own timeouts.
-    transient = status >= 500 or status in (408, 429)
-    return FetchFailed(f"{host} answered HTTP {status}.", status_code=status, transient=transient)
+    kind = classify(status)
+    if kind is Kind.NOT_FOUND:
+        message = f"{host} does not have this file (HTTP {status})."
+    elif kind is Kind.DENIED:
+        message = f"{host} refused access to this file (HTTP {status})."
+    else:
+        message = f"{host} answered HTTP {status}."
+    return FetchFailed(message, status_code=status, transient=kind.transient)
 
 
 def _content_length(response: HTTPResponse) -> int | None:
@@ -504,7 +503,7 @@ class SafeFetcher:
         headers_timeout: float | None = None,
         max_redirects: int = 5,
         resolver: Resolver | None = None,
-        user_agent: str = "video-task-dashboard/0.1",
+        user_agent: str = USER_AGENT,
     ) -> None:
         self.trusted_origins = frozenset(_trusted_origin(url) for url in trusted_origins if url)
         self.max_bytes = max_bytes
@@ -517,10 +516,8 @@ class SafeFetcher:
         self.max_redirects = max_redirects
         self.resolver: Resolver = resolver or system_resolver
         self.user_agent = user_agent
-        # The same CA bundle as client.py's requests session: an operator's override, else certifi.
-        self.ca_certs = (
-            os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or requests.certs.where()
-        )
+        # The same CA bundle as client.py's requests session.
+        self.ca_certs = ca_bundle()
 
     def __repr__(self) -> str:
         return f"<SafeFetcher trusted={sorted(self.trusted_origins)}>"

@@ -15,11 +15,10 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from videos import downloads
-from videos.client import NotFound, ProviderError
+from videos.client import NotFound, ProviderError, VideoAPIClient
 from videos.forms import CreateVideoForm, RemixForm, TrackTasksForm
 from videos.listing import Listing
 from videos.models import Status, Submission, VideoTask
-from videos.provider import configured_client
 from videos.safe_fetch import FetchFailed, FetchRefused
 from videos.submissions import VideoRequest, submit
 from videos.worker_status import WorkerStatus
@@ -123,7 +122,8 @@ def new_video(request: HttpRequest) -> HttpResponse:
             size=data["size"],
             reference=data["input_reference"],
         )
-        submission = submit(request.user, video, configured_client())
+        with VideoAPIClient.from_settings() as client:
+            submission = submit(request.user, video, client)
     if not request.htmx:
         if submission is None:
             for errors in form.errors.values():
@@ -269,9 +269,8 @@ def remix_task(request: HttpRequest, pk: int) -> HttpResponse:
     elif not form.is_valid():
         messages.error(request, "Give the remix a prompt.")
     else:
-        submission = submit(
-            request.user, VideoRequest(prompt=form.cleaned_data["prompt"]), configured_client(), task
-        )
+        with VideoAPIClient.from_settings() as client:
+            submission = submit(request.user, VideoRequest(prompt=form.cleaned_data["prompt"]), client, task)
         if submission.state == Submission.State.CREATED:
             messages.success(request, "Remix started.")
             return _go(request, f"/tasks/{submission.task.pk}/")
@@ -287,7 +286,8 @@ def delete_remote(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "GET":
         return render(request, "videos/delete_remote.html", {"task": task})
     try:
-        configured_client().delete(task.task_id)
+        with VideoAPIClient.from_settings() as client:
+            client.delete(task.task_id)
     except NotFound:
         pass  # already gone there: the outcome the person asked for
     except ProviderError as error:
