@@ -40,15 +40,15 @@ def worker_health() -> dict:
     from django.utils import timezone
 
     from videos.models import WorkerHeartbeat
-    from videos.worker_status import STALE_AFTER
+    from videos.worker_status import heard_since, is_silent
 
     now = timezone.now()
     try:
-        last_seen, failing = WorkerHeartbeat.objects.overview(seen_since=now - STALE_AFTER)
+        last_seen, failing = WorkerHeartbeat.objects.overview(seen_since=heard_since(now))
     except DatabaseError:
         logger.warning("health check: could not read the worker heartbeat", exc_info=True)
         return {"last_seen": None, "alive": False, "failing_jobs": []}
-    alive = last_seen is not None and now - last_seen <= STALE_AFTER
+    alive = not is_silent(last_seen, now)
     seen = last_seen.isoformat() if last_seen else None
     return {"last_seen": seen, "alive": alive, "failing_jobs": failing}
 

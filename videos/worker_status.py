@@ -14,6 +14,17 @@ from videos.models import ProviderState, WorkerHeartbeat, key_fingerprint
 STALE_AFTER = timedelta(minutes=1)
 
 
+def heard_since(now: datetime) -> datetime:
+    """The oldest heartbeat of a worker that has not gone silent: the one rule for "is the
+    worker alive", read by the dashboard's banner, /healthz and poll_stats."""
+    return now - STALE_AFTER
+
+
+def is_silent(last_seen: datetime | None, now: datetime | None = None) -> bool:
+    """Whether a worker last seen at `last_seen` (None: never) has gone silent."""
+    return last_seen is None or last_seen < heard_since(now or timezone.now())
+
+
 @dataclass(frozen=True)
 class FailingJob:
     """A background job that keeps failing on a running worker (see videos.worker)."""
@@ -48,7 +59,7 @@ class WorkerStatus:
                 blocked = state.blocked_reason
             if state.is_paused(timezone.now()):
                 paused_until = state.paused_until
-        last_seen, failing = WorkerHeartbeat.objects.overview(seen_since=timezone.now() - STALE_AFTER)
+        last_seen, failing = WorkerHeartbeat.objects.overview(seen_since=heard_since(timezone.now()))
         return cls(
             last_seen,
             blocked,
@@ -58,4 +69,4 @@ class WorkerStatus:
 
     @property
     def is_stale(self) -> bool:
-        return self.last_seen is None or timezone.now() - self.last_seen > STALE_AFTER
+        return is_silent(self.last_seen)

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from videos.models import Status, VideoTask, WorkerHeartbeat
-from videos.worker_status import STALE_AFTER
+from videos.worker_status import is_silent
 
 
 class Command(BaseCommand):
@@ -32,9 +32,7 @@ class Command(BaseCommand):
         now = timezone.now()
         for beat in WorkerHeartbeat.objects.order_by("-last_seen_at"):
             state = (
-                "stopped"
-                if beat.stopped_at
-                else ("alive" if now - beat.last_seen_at <= STALE_AFTER else "silent")
+                "stopped" if beat.stopped_at else ("silent" if is_silent(beat.last_seen_at, now) else "alive")
             )
             ago = int((now - beat.last_seen_at).total_seconds())
             self.stdout.write(
