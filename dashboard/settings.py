@@ -291,5 +291,8 @@ if VIDEO_STORAGE_BUCKET:
     }
 
 # The built-in sandbox provider, served by this app under /sandbox/v1/ for local runs and
-# demos. Off unless enabled: in production it would be a free fake video API.
+# demos. Off unless enabled: in production it would be a free fake video API. Its app is
+# installed only then, so a production database never gets its table.
 VIDEO_SANDBOX = env_bool("VIDEO_SANDBOX", default=False)
+if VIDEO_SANDBOX:
+    INSTALLED_APPS.append("sandbox")

@@ -29,4 +29,4 @@ urlpatterns = [
 ]
 
 if settings.VIDEO_SANDBOX:
-    urlpatterns.insert(0, path("sandbox/v1/", include("videos.sandbox_urls")))
+    urlpatterns.insert(0, path("sandbox/v1/", include("sandbox.urls")))

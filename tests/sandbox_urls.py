@@ -5,4 +5,4 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-urlpatterns = [path("sandbox/v1/", include("videos.sandbox_urls"))]
+urlpatterns = [path("sandbox/v1/", include("sandbox.urls"))]

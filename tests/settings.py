@@ -12,7 +12,12 @@ from pathlib import Path
 os.environ.setdefault("SECRET_KEY", "tests-only-" + "x" * 50)
 
 from dashboard.settings import *  # noqa: F403
-from dashboard.settings import BASE_DIR, DATABASES
+from dashboard.settings import BASE_DIR, DATABASES, INSTALLED_APPS
+
+# The sandbox provider's app, whatever VIDEO_SANDBOX says: its tests mount it themselves
+# (tests/sandbox_urls.py) and the demo commands need its table.
+if "sandbox" not in INSTALLED_APPS:
+    INSTALLED_APPS = [*INSTALLED_APPS, "sandbox"]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests render templates without running collectstatic first.

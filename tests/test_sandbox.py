@@ -13,25 +13,26 @@ from django.core.management import CommandError, call_command
 from django.test import RequestFactory
 from django.utils import timezone
 
-from videos import sandbox
-from videos.models import SandboxVideo, TaskEvent, VideoTask
+from sandbox import jobs
+from sandbox.models import SandboxVideo
+from videos.models import TaskEvent, VideoTask
 from videos.normalize import normalize
 
 BASE = "http://testserver/sandbox/v1"
 AUTH = {"Authorization": "Bearer any-token"}
-SAMPLE = Path(django_settings.BASE_DIR) / "static" / "sandbox" / "sample.mp4"
+SAMPLE = Path(django_settings.BASE_DIR) / "sandbox" / "static" / "sandbox" / "sample.mp4"
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.sandbox_urls")]
 
 
 def past_video(seconds_ago: float, **kwargs) -> SandboxVideo:
     """A video created `seconds_ago`, so its state at the real now is known."""
-    return sandbox.create_video(now=timezone.now() - timedelta(seconds=seconds_ago), **kwargs)
+    return jobs.create_video(now=timezone.now() - timedelta(seconds=seconds_ago), **kwargs)
 
 
 def timeline(video: SandboxVideo, until: int) -> list[dict]:
     return [
-        sandbox.video_payload(video, video.created_at + timedelta(seconds=s), base_url=BASE)
+        jobs.video_payload(video, video.created_at + timedelta(seconds=s), base_url=BASE)
         for s in range(until + 1)
     ]
 
@@ -55,7 +56,7 @@ def body(response) -> bytes:
 
 
 def test_openai_vocabulary_progresses_queued_in_progress_completed():
-    video = sandbox.create_video(prompt="p", duration_seconds=100, outcome="completed", vocabulary="openai")
+    video = jobs.create_video(prompt="p", duration_seconds=100, outcome="completed", vocabulary="openai")
     payloads = timeline(video, 110)
 
     assert collapse([p["status"] for p in payloads]) == ["queued", "in_progress", "completed"]
@@ -76,7 +77,7 @@ def test_openai_vocabulary_progresses_queued_in_progress_completed():
     assert done["created_at"] == created
     assert done["completed_at"] in (created + 100, created + 101)
     assert done["expires_at"] == done["completed_at"] + 3600
-    assert done["url"] == sandbox.content_url(video, BASE)
+    assert done["url"] == jobs.content_url(video, BASE)
     assert done["url"].startswith(f"{BASE}/videos/{video.video_id}/content?expires=")
     assert done["error"] is None
     assert done["seconds"] == "4"
@@ -85,7 +86,7 @@ def test_openai_vocabulary_progresses_queued_in_progress_completed():
 
 
 def test_gateway_vocabulary_progresses_pending_processing_succeeded():
-    video = sandbox.create_video(prompt="p", duration_seconds=60, outcome="completed", vocabulary="gateway")
+    video = jobs.create_video(prompt="p", duration_seconds=60, outcome="completed", vocabulary="gateway")
     payloads = timeline(video, 70)
 
     assert collapse([p["status"] for p in payloads]) == ["pending", "processing", "succeeded"]
@@ -101,13 +102,13 @@ def test_gateway_vocabulary_progresses_pending_processing_succeeded():
     assert done["expires_at"] == done["completed_at"] + 3_600_000
     assert "url" not in done
     link = done.get("video_url") or done.get("metadata", {}).get("url")
-    assert link == sandbox.content_url(video, BASE)
+    assert link == jobs.content_url(video, BASE)
     assert "completed_at" not in payloads[30]
 
 
 @pytest.mark.parametrize(("vocabulary", "failed_word"), [("openai", "failed"), ("gateway", "failed")])
 def test_a_failing_video_fails_partway_with_an_error_object(vocabulary, failed_word):
-    video = sandbox.create_video(prompt="p", duration_seconds=100, outcome="failed", vocabulary=vocabulary)
+    video = jobs.create_video(prompt="p", duration_seconds=100, outcome="failed", vocabulary=vocabulary)
     payloads = timeline(video, 120)
 
     assert collapse([p["status"] for p in payloads])[-1] == failed_word
@@ -124,37 +125,37 @@ def test_a_failing_video_fails_partway_with_an_error_object(vocabulary, failed_w
 
 
 def test_failure_messages_vary_but_each_video_keeps_its_own():
-    videos = [sandbox.create_video(outcome="failed", duration_seconds=10) for _ in range(30)]
-    assert len({sandbox.failure(video) for video in videos}) > 1
+    videos = [jobs.create_video(outcome="failed", duration_seconds=10) for _ in range(30)]
+    assert len({jobs.failure(video) for video in videos}) > 1
     later = timezone.now() + timedelta(hours=1)
-    first = sandbox.video_payload(videos[0], later, base_url=BASE)["error"]
-    assert sandbox.video_payload(videos[0], later, base_url=BASE)["error"] == first
+    first = jobs.video_payload(videos[0], later, base_url=BASE)["error"]
+    assert jobs.video_payload(videos[0], later, base_url=BASE)["error"] == first
 
 
 def test_defaults_are_drawn_at_random_within_bounds():
     for _ in range(20):
-        video = sandbox.create_video()
+        video = jobs.create_video()
         assert re.fullmatch(r"video_[0-9a-f]{24}", video.video_id)
         assert 45 <= video.duration_seconds <= 110
-        assert video.outcome in sandbox.OUTCOMES
-        assert video.vocabulary in sandbox.VOCABULARIES
+        assert video.outcome in jobs.OUTCOMES
+        assert video.vocabulary in jobs.VOCABULARIES
 
 
 @pytest.mark.parametrize("vocabulary", ["openai", "gateway"])
 def test_the_poller_normalises_every_phase(vocabulary):
-    completes = sandbox.create_video(duration_seconds=100, outcome="completed", vocabulary=vocabulary)
-    fails = sandbox.create_video(duration_seconds=100, outcome="failed", vocabulary=vocabulary)
-    link = sandbox.content_url(completes, BASE)
+    completes = jobs.create_video(duration_seconds=100, outcome="completed", vocabulary=vocabulary)
+    fails = jobs.create_video(duration_seconds=100, outcome="failed", vocabulary=vocabulary)
+    link = jobs.content_url(completes, BASE)
 
     def at(video: SandboxVideo, seconds: int):
         return normalize(
-            sandbox.video_payload(video, video.created_at + timedelta(seconds=seconds), base_url=BASE)
+            jobs.video_payload(video, video.created_at + timedelta(seconds=seconds), base_url=BASE)
         )
 
     queued, running, done, failed = at(completes, 5), at(completes, 50), at(completes, 100), at(fails, 70)
     assert (queued.status, queued.progress, queued.url) == ("pending", 0, None)
     assert running.status == "processing"
-    assert running.progress == sandbox.phase(completes, completes.created_at + timedelta(seconds=50))[1]
+    assert running.progress == jobs.phase(completes, completes.created_at + timedelta(seconds=50))[1]
     assert running.url is None
     assert (done.status, done.progress, done.url) == ("completed", 100, link)
     # Seconds or milliseconds on the wire: either way within a second of the true time.
@@ -164,7 +165,7 @@ def test_the_poller_normalises_every_phase(vocabulary):
     assert done.remote_created_at is not None
     assert failed.status == "failed"
     assert failed.url is None
-    assert (failed.error_code, failed.error_message) == sandbox.failure(fails)
+    assert (failed.error_code, failed.error_message) == jobs.failure(fails)
 
 
 # The HTTP API
@@ -176,7 +177,7 @@ def test_status_endpoint_answers_the_payload_with_an_absolute_link(client):
     assert response.status_code == 200
     data = response.json()
     assert data["status"] == "completed"
-    assert data["url"] == sandbox.content_url(video, "http://testserver/sandbox/v1")
+    assert data["url"] == jobs.content_url(video, "http://testserver/sandbox/v1")
 
 
 def test_links_follow_the_scheme_the_proxy_reports(client, settings):
@@ -210,7 +211,7 @@ def test_content_serves_images_for_the_other_variants(client, variant):
 
 
 def test_content_is_404_until_completed_and_for_failures(client):
-    running = sandbox.create_video(duration_seconds=60, outcome="completed")
+    running = jobs.create_video(duration_seconds=60, outcome="completed")
     failed = past_video(200, duration_seconds=40, outcome="failed")
     for video, code in ((running, "video_not_ready"), (failed, "video_not_found")):
         response = client.get(f"/sandbox/v1/videos/{video.video_id}/content", headers=AUTH)
@@ -364,7 +365,7 @@ def test_create_rejects_broken_json(client):
 
 def test_list_paginates_with_a_cursor(client):
     start = timezone.now() - timedelta(minutes=10)
-    ids = [sandbox.create_video(now=start + timedelta(seconds=i)).video_id for i in range(5)]
+    ids = [jobs.create_video(now=start + timedelta(seconds=i)).video_id for i in range(5)]
 
     first = client.get("/sandbox/v1/videos?limit=2", headers=AUTH).json()
     assert first["object"] == "list"
@@ -384,10 +385,10 @@ def test_list_paginates_with_a_cursor(client):
 
 def test_list_breaks_timestamp_ties_without_skipping():
     now = timezone.now()
-    ids = [sandbox.create_video(now=now).video_id for _ in range(4)]
+    ids = [jobs.create_video(now=now).video_id for _ in range(4)]
     seen, after = [], None
     while True:
-        page = sandbox.list_videos(now=now, base_url=BASE, after=after, limit=1, order="asc")
+        page = jobs.list_videos(now=now, base_url=BASE, after=after, limit=1, order="asc")
         seen += [v["id"] for v in page["data"]]
         if not page["has_more"]:
             break
@@ -413,7 +414,7 @@ def test_an_empty_list(client):
 
 
 def test_delete_then_get_is_404(client):
-    video = sandbox.create_video()
+    video = jobs.create_video()
     response = client.delete(f"/sandbox/v1/videos/{video.video_id}", headers=AUTH)
     assert response.json() == {"id": video.video_id, "object": "video.deleted", "deleted": True}
     assert client.get(f"/sandbox/v1/videos/{video.video_id}", headers=AUTH).status_code == 404
@@ -438,7 +439,7 @@ def test_remix_creates_a_new_video_from_a_completed_one(client):
 
 
 def test_remix_refuses_an_unfinished_video(client):
-    source = sandbox.create_video(duration_seconds=60)
+    source = jobs.create_video(duration_seconds=60)
     response = client.post(f"/sandbox/v1/videos/{source.video_id}/remix", {"prompt": "x"}, headers=AUTH)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "video_not_ready"
@@ -519,17 +520,17 @@ def test_seed_demo_again_resets_the_password_and_adds_only_with_more(sandbox_on)
 def test_a_signed_link_serves_the_video_without_the_key_until_it_expires(client, settings):
     settings.VIDEO_API_KEY = "sk-sandbox-secret"
     video = past_video(300, duration_seconds=60, outcome="completed")
-    link = sandbox.content_url(video, "http://testserver/sandbox/v1").removeprefix("http://testserver")
+    link = jobs.content_url(video, "http://testserver/sandbox/v1").removeprefix("http://testserver")
     response = client.get(link)  # no Authorization header: a browser following the link
     assert response.status_code == 200
     assert response["Content-Type"] == "video/mp4"
     assert b"".join(response.streaming_content)[4:8] == b"ftyp"
     # The link is stable across polls, so the poller does not see it change.
-    assert sandbox.content_url(video, "http://testserver/sandbox/v1").endswith(link)
+    assert jobs.content_url(video, "http://testserver/sandbox/v1").endswith(link)
     tampered = link.replace("expires=", "expires=9")
     assert client.get(tampered).status_code == 401
     other = past_video(300, duration_seconds=60, outcome="completed")
     assert client.get(link.replace(video.video_id, other.video_id)).status_code == 401
     expired = past_video(2 * 3600, duration_seconds=60, outcome="completed")
-    old_link = sandbox.content_url(expired, "http://testserver/sandbox/v1").removeprefix("http://testserver")
+    old_link = jobs.content_url(expired, "http://testserver/sandbox/v1").removeprefix("http://testserver")
     assert client.get(old_link).status_code == 401

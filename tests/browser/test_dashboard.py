@@ -19,7 +19,9 @@ from tests.fake_provider import Reply, video
 from videos.models import Status, VideoTask
 from videos.polling import Poller
 
-SAMPLE_MP4 = (Path(__file__).resolve().parents[2] / "static" / "sandbox" / "sample.mp4").read_bytes()
+SAMPLE_MP4 = (
+    Path(__file__).resolve().parents[2] / "sandbox" / "static" / "sandbox" / "sample.mp4"
+).read_bytes()
 
 # Three refresh periods: long enough for a busy CI machine, short enough to fail fast.
 LIVE_TIMEOUT = 10_000

@@ -21,7 +21,7 @@ from videos.polling import Poller
 
 LIVE_TIMEOUT = 10_000  # three refresh periods of 3 s
 CDN = "https://cdn.example"
-SAMPLE_VIDEO = Path(settings.BASE_DIR) / "static" / "sandbox" / "sample.mp4"
+SAMPLE_VIDEO = Path(settings.BASE_DIR) / "sandbox" / "static" / "sandbox" / "sample.mp4"
 
 
 def poll(poller: Poller, task: VideoTask) -> None:

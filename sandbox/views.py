@@ -1,6 +1,6 @@
 """HTTP face of the sandbox provider: the /v1/videos API of an OpenAI-compatible gateway.
 
-Mounted at /sandbox/v1/ only when VIDEO_SANDBOX is on. The behaviour lives in sandbox.py;
+Mounted at /sandbox/v1/ only when VIDEO_SANDBOX is on. The behaviour lives in jobs.py;
 these views authenticate, parse, and shape errors the way real providers do, so the poller
 and client meet the same answers here as in production.
 """
@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from videos import sandbox
+from sandbox import jobs
 
 # The sample files the content endpoint serves for every completed video.
 CONTENT = {
@@ -88,11 +88,11 @@ def _read_body(request: HttpRequest) -> dict[str, Any]:
         try:
             data = json.loads(request.body or b"{}")
         except (ValueError, UnicodeDecodeError) as exc:
-            raise sandbox.InvalidRequest(
+            raise jobs.InvalidRequest(
                 "We could not parse the JSON body of your request.", code="invalid_json"
             ) from exc
         if not isinstance(data, dict):
-            raise sandbox.InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+            raise jobs.InvalidRequest("The request body must be a JSON object.", code="invalid_json")
         return data
     # input_reference arrives in request.FILES; accepted and ignored, as the sample
     # video does not depend on it.
@@ -104,17 +104,17 @@ def _text(data: dict[str, Any], name: str, default: str, max_length: int) -> str
     if value is None or value == "":
         return default
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise sandbox.InvalidRequest(f"Invalid type for '{name}'.", name)
+        raise jobs.InvalidRequest(f"Invalid type for '{name}'.", name)
     text = str(value).strip()
     if len(text) > max_length:
-        raise sandbox.InvalidRequest(f"'{name}' is too long (at most {max_length} characters).", name)
+        raise jobs.InvalidRequest(f"'{name}' is too long (at most {max_length} characters).", name)
     return text
 
 
 def _create_params(data: dict[str, Any]) -> dict[str, Any]:
     prompt = _text(data, "prompt", "", 32_000)
     if not prompt:
-        raise sandbox.InvalidRequest(
+        raise jobs.InvalidRequest(
             "Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter"
         )
     seconds = _text(data, "seconds", "4", 8)
@@ -123,10 +123,10 @@ def _create_params(data: dict[str, Any]) -> dict[str, Any]:
     except ValueError:
         valid_seconds = False
     if not valid_seconds:
-        raise sandbox.InvalidRequest("'seconds' must be a number of seconds, e.g. '4' or '8'.", "seconds")
+        raise jobs.InvalidRequest("'seconds' must be a number of seconds, e.g. '4' or '8'.", "seconds")
     size = _text(data, "size", "1280x720", 32)
     if not SIZE_PATTERN.fullmatch(size):
-        raise sandbox.InvalidRequest("'size' must look like WIDTHxHEIGHT, e.g. '1280x720'.", "size")
+        raise jobs.InvalidRequest("'size' must look like WIDTHxHEIGHT, e.g. '1280x720'.", "size")
     params: dict[str, Any] = {
         "prompt": prompt,
         "model": _text(data, "model", "sandbox-video-1", 100),
@@ -138,14 +138,14 @@ def _create_params(data: dict[str, Any]) -> dict[str, Any]:
     duration = _text(data, "sandbox_duration_seconds", "", 6)
     if duration:
         if not duration.isdigit() or not 1 <= int(duration) <= 3600:
-            raise sandbox.InvalidRequest(
+            raise jobs.InvalidRequest(
                 "'sandbox_duration_seconds' must be whole seconds, 1-3600.", "sandbox_duration_seconds"
             )
         params["duration_seconds"] = int(duration)
-    for name, choices in (("outcome", sandbox.OUTCOMES), ("vocabulary", sandbox.VOCABULARIES)):
+    for name, choices in (("outcome", jobs.OUTCOMES), ("vocabulary", jobs.VOCABULARIES)):
         value = _text(data, f"sandbox_{name}", "", 16)
         if value and value not in choices:
-            raise sandbox.InvalidRequest(
+            raise jobs.InvalidRequest(
                 f"'sandbox_{name}' must be one of {', '.join(choices)}.", f"sandbox_{name}"
             )
         params[name] = value or None
@@ -159,12 +159,12 @@ def videos(request: HttpRequest) -> HttpResponse:
     try:
         if request.method == "POST":
             params = _create_params(_read_body(request))
-            video = sandbox.create_video(now=now, **params)
-            return JsonResponse(sandbox.video_payload(video, now, base_url=_api_base(request)))
-        limit = request.GET.get("limit", str(sandbox.DEFAULT_PAGE_SIZE))
+            video = jobs.create_video(now=now, **params)
+            return JsonResponse(jobs.video_payload(video, now, base_url=_api_base(request)))
+        limit = request.GET.get("limit", str(jobs.DEFAULT_PAGE_SIZE))
         if not limit.isdigit():
-            raise sandbox.InvalidRequest("limit must be a whole number.", "limit")
-        page = sandbox.list_videos(
+            raise jobs.InvalidRequest("limit must be a whole number.", "limit")
+        page = jobs.list_videos(
             now=now,
             base_url=_api_base(request),
             after=request.GET.get("after") or None,
@@ -172,34 +172,34 @@ def videos(request: HttpRequest) -> HttpResponse:
             order=request.GET.get("order", "desc"),
         )
         return JsonResponse(page)
-    except sandbox.InvalidRequest as exc:
+    except jobs.InvalidRequest as exc:
         return api_error(400, exc.message, exc.code, exc.param)
 
 
 @api_view("GET", "DELETE")
 def video(request: HttpRequest, video_id: str) -> HttpResponse:
     """GET answers the video's status; DELETE removes it."""
-    found = sandbox.get_video(video_id)
+    found = jobs.get_video(video_id)
     if found is None:
         return not_found(video_id)
     if request.method == "DELETE":
-        return JsonResponse(sandbox.delete_video(found))
-    return JsonResponse(sandbox.video_payload(found, timezone.now(), base_url=_api_base(request)))
+        return JsonResponse(jobs.delete_video(found))
+    return JsonResponse(jobs.video_payload(found, timezone.now(), base_url=_api_base(request)))
 
 
 @api_view("POST")
 def remix(request: HttpRequest, video_id: str) -> HttpResponse:
-    source = sandbox.get_video(video_id)
+    source = jobs.get_video(video_id)
     if source is None:
         return not_found(video_id)
     try:
         prompt = _text(_read_body(request), "prompt", "", 32_000)
         if not prompt:
-            raise sandbox.InvalidRequest(
+            raise jobs.InvalidRequest(
                 "Missing required parameter: 'prompt'.", "prompt", "missing_required_parameter"
             )
-        payload = sandbox.remix_video(source, prompt=prompt, now=timezone.now(), base_url=_api_base(request))
-    except sandbox.InvalidRequest as exc:
+        payload = jobs.remix_video(source, prompt=prompt, now=timezone.now(), base_url=_api_base(request))
+    except jobs.InvalidRequest as exc:
         return api_error(400, exc.message, exc.code, exc.param)
     return JsonResponse(payload)
 
@@ -209,14 +209,14 @@ def remix(request: HttpRequest, video_id: str) -> HttpResponse:
 def content(request: HttpRequest, video_id: str) -> HttpResponse:
     """The bytes of a completed video, with the API key or through a signed link."""
     expires, signature = request.GET.get("expires", ""), request.GET.get("signature", "")
-    if signature and sandbox.signed_link_is_valid(video_id, expires, signature, timezone.now()):
+    if signature and jobs.signed_link_is_valid(video_id, expires, signature, timezone.now()):
         return _content(request, video_id)
     return _content_with_key(request, video_id)
 
 
 def _content(request: HttpRequest, video_id: str) -> HttpResponse:
     """The same small sample for every completed video."""
-    found = sandbox.get_video(video_id)
+    found = jobs.get_video(video_id)
     if found is None:
         return not_found(video_id)
     variant = request.GET.get("variant", "video")
@@ -224,7 +224,7 @@ def _content(request: HttpRequest, video_id: str) -> HttpResponse:
         return api_error(
             400, "variant must be one of video, thumbnail, spritesheet.", "invalid_value", "variant"
         )
-    status, _ = sandbox.phase(found, timezone.now())
+    status, _ = jobs.phase(found, timezone.now())
     if status == "failed":
         return api_error(404, f"Video '{video_id}' failed; it has no content.", "video_not_found")
     if status != "completed":
@@ -232,7 +232,7 @@ def _content(request: HttpRequest, video_id: str) -> HttpResponse:
     name, content_type, extension = CONTENT[variant]
     path = finders.find(name)
     if not path:
-        # The sample files ship in static/sandbox/; without them this is a broken checkout.
+        # The sample files ship in sandbox/static/sandbox/; without them this is a broken checkout.
         raise FileNotFoundError(f"Sandbox sample {name} is missing from the static files.")
     return FileResponse(open(path, "rb"), content_type=content_type, filename=f"{found.video_id}.{extension}")
 

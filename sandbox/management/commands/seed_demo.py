@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from videos import sandbox
+from sandbox import jobs
 from videos.models import VideoTask
 
 # (label, duration in s, outcome, vocabulary, seconds, size). The short ones finish while
@@ -71,7 +71,7 @@ class Command(BaseCommand):
         now = timezone.now()
         entries = []
         for label, duration, outcome, vocabulary, seconds, size in DEMO_VIDEOS:
-            video = sandbox.create_video(
+            video = jobs.create_video(
                 prompt=label,
                 seconds=seconds,
                 size=size,

@@ -1,7 +1,7 @@
 """The built-in sandbox provider: fake video jobs that play out over time.
 
 The app serves the same wire shape as an OpenAI-compatible video gateway under
-/sandbox/v1/ (see sandbox_views.py), so `make run` shows tasks moving with no key and no
+/sandbox/v1/ (see views.py), so `make run` shows tasks moving with no key and no
 network. A job's whole life is fixed when it is created (duration, outcome, dialect);
 every answer is computed from the time elapsed since, so nothing has to run in the
 background and any instant of a job can be reproduced in a test by passing `now`.
@@ -26,7 +26,7 @@ from urllib.parse import quote, urlencode
 from django.core import signing
 from django.utils import timezone
 
-from videos.models import SandboxVideo
+from sandbox.models import SandboxVideo
 
 VOCABULARIES = ("openai", "gateway")
 OUTCOMES = ("completed", "failed")

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from django.urls import path
 
-from videos import sandbox_views
+from sandbox import views
 
 app_name = "sandbox"
 
 urlpatterns = [
-    path("videos", sandbox_views.videos, name="videos"),
-    path("videos/<str:video_id>", sandbox_views.video, name="video"),
-    path("videos/<str:video_id>/remix", sandbox_views.remix, name="remix"),
-    path("videos/<str:video_id>/content", sandbox_views.content, name="content"),
+    path("videos", views.videos, name="videos"),
+    path("videos/<str:video_id>", views.video, name="video"),
+    path("videos/<str:video_id>/remix", views.remix, name="remix"),
+    path("videos/<str:video_id>/content", views.content, name="content"),
 ]
