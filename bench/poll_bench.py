@@ -468,14 +468,14 @@ class PhaseTimer:
     """
 
     def __init__(self, poller: Any) -> None:
-        from videos.models import VideoTask, VideoTaskQuerySet
+        from videos.models import VideoTaskQuerySet
 
         self.phases = (
             ("waiting for answers", poller, ("_next_result",)),
             ("normalise + apply", poller, ("_fold", "_apply")),
             ("DB: provider state", poller, ("provider_state",)),
             ("DB: claiming", VideoTaskQuerySet, ("claim_due",)),
-            ("DB: writing results", VideoTask, ("save_poll_results", "save_poll_result")),
+            ("DB: writing results", VideoTaskQuerySet, ("save_poll_results",)),
             ("DB: handing back", VideoTaskQuerySet, ("release",)),
         )
         self.wall: Counter[str] = Counter()

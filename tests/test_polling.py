@@ -374,7 +374,7 @@ def test_a_write_after_the_lease_was_lost_is_dropped(provider, poller, owner):
     # Another worker took the task over after our lease ran out.
     VideoTask.objects.filter(pk=task.pk).update(lease_token="00000000-0000-0000-0000-000000000001")
     claimed.status = Status.COMPLETED
-    assert VideoTask.save_poll_results([(claimed, {"status"}, [])]) == set()
+    assert VideoTask.objects.save_poll_results([(claimed, {"status"}, [])]) == set()
     task.refresh_from_db()
     assert task.status == Status.PENDING
 

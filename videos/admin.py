@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 
-from videos.models import ACTIVE_STATUSES, ProviderState, Submission, TaskEvent, VideoTask, WorkerHeartbeat
+from videos.models import ProviderState, Submission, TaskEvent, VideoTask, WorkerHeartbeat
 
 # What the provider and the worker own: shown, never edited by hand, so the admin and the
-# poller do not fight over them. Grouped as the change page shows them.
+# poller do not fight over them. Grouped as the change page shows them. Status and progress
+# are the exception, for an operator's fix (a task stuck at the provider, marked failed):
+# the poller never writes over a finished task, and progress only ever goes up.
 PROVIDER_FIELDS = (
     "status",
     "raw_status",
@@ -48,7 +51,10 @@ POLLING_FIELDS = (
     "last_error",
     "raw_payload",
 )
-REMOTE_FIELDS = PROVIDER_FIELDS + KEPT_FIELDS + POLLING_FIELDS
+OPERATOR_FIXES = ("status", "progress")
+REMOTE_FIELDS = tuple(
+    name for name in PROVIDER_FIELDS + KEPT_FIELDS + POLLING_FIELDS if name not in OPERATOR_FIXES
+)
 
 
 class TaskEventInline(admin.TabularInline):
@@ -100,11 +106,26 @@ class VideoTaskAdmin(admin.ModelAdmin):
             return (*REMOTE_FIELDS, "owner", "task_id")
         return REMOTE_FIELDS
 
+    def save_model(self, request: HttpRequest, obj: VideoTask, form: Any, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # Only what the operator changed: the form's other values are as it loaded them, and
+        # would write back over what the worker wrote meanwhile.
+        obj.save(update_fields=form.changed_data)
+        if "status" in form.changed_data:
+            TaskEvent.objects.create(
+                task=obj,
+                kind=TaskEvent.Kind.STATUS,
+                status=obj.status,
+                previous_status=form.initial.get("status", ""),
+                progress=obj.progress,
+                message=f"Set in the admin by {request.user.get_username()}.",
+            )
+
     @admin.action(description="Poll now")
     def poll_now(self, request: HttpRequest, queryset: QuerySet[VideoTask]) -> None:
-        count = queryset.filter(status__in=ACTIVE_STATUSES).update(
-            polling_stopped=False, next_poll_at=timezone.now(), lease_token=None
-        )
+        count = queryset.poll_soon()
         self.message_user(request, f"{count} task(s) will be polled within seconds.", messages.SUCCESS)
 
     @admin.action(description="Stop polling")

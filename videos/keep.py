@@ -10,7 +10,7 @@ import contextlib
 import logging
 import tempfile
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.files import File
@@ -31,6 +31,17 @@ MAX_ATTEMPTS = 10
 # A copy in progress is presumed dead (worker killed) after this long: it goes back to
 # waiting (see reclaim_stale). While copying, next_keep_at holds the end of this lease.
 COPY_LEASE = timedelta(minutes=30)
+
+
+def start(task: VideoTask, now: datetime) -> set[str]:
+    """Whether to keep a copy of a task that an answer has just finished, decided here, not by
+    the model: with VIDEO_KEEP on, a completed video with no copy yet waits for one, due now.
+    Sets the fields on `task` (in memory) and returns their names, for the caller to write."""
+    if not settings.VIDEO_KEEP or task.status != Status.COMPLETED or task.keep_state:
+        return set()
+    task.keep_state = KeepState.WAITING
+    task.next_keep_at = now
+    return {"keep_state", "next_keep_at"}
 
 
 def due(now=None) -> list[VideoTask]:
@@ -56,7 +67,7 @@ def reclaim_stale(now=None) -> int:
         # Conditional, so a copy that a slow worker finishes meanwhile is left alone.
         if VideoTask.objects.filter(
             pk=task.pk, keep_state=KeepState.COPYING, next_keep_at=task.next_keep_at
-        ).update(keep_state=KeepState.WAITING, changed_at=now):
+        ).update(keep_state=KeepState.WAITING):
             logger.warning(
                 "task %s (%s): its copy was still running when its lease ended at %s; back to waiting",
                 task.pk,
@@ -129,7 +140,6 @@ def keep(task: VideoTask) -> bool:
         kept_at=now,
         keep_error="",
         next_keep_at=None,
-        changed_at=now,
     )
     logger.info("task %s (%s): kept a copy (%d bytes)", task.pk, task.task_id, size)
     return True
@@ -159,7 +169,7 @@ def _hand_back(task: VideoTask, error: Exception) -> None:
     provider's: the fault is ours to fix, so it does not count as one of the file's attempts."""
     now = timezone.now()
     VideoTask.objects.filter(pk=task.pk, keep_state=KeepState.COPYING).update(
-        keep_state=KeepState.WAITING, next_keep_at=now, changed_at=now
+        keep_state=KeepState.WAITING, next_keep_at=now
     )
     logger.warning(
         "task %s (%s): copy interrupted by %s: %s; back to waiting",
@@ -180,7 +190,6 @@ def _failed(task: VideoTask, error: FetchError, now) -> None:
         keep_error=scrub(error.reason)[:500],
         keep_attempts=attempts,
         next_keep_at=retry_at,
-        changed_at=now,
     )
     logger.warning(
         "task %s (%s): could not keep a copy (%s)%s",
@@ -205,7 +214,7 @@ def prune(now=None) -> int:
             if stored:
                 default_storage.delete(stored.name)
         VideoTask.objects.filter(pk=task.pk).update(
-            keep_state=KeepState.REMOVED, kept_file="", kept_thumbnail="", kept_bytes=0, changed_at=now
+            keep_state=KeepState.REMOVED, kept_file="", kept_thumbnail="", kept_bytes=0
         )
         removed += 1
     return removed

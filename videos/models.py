@@ -4,7 +4,7 @@ import hashlib
 import hmac
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -37,12 +37,6 @@ PROGRESS_MILESTONES = (25, 50, 75)
 
 NOT_FOUND_CODE = "task_not_found"
 
-# Fields the poller writes on every poll that no page shows as "news": writing only these
-# does not bump changed_at, so an idle dashboard's refresh stays empty.
-BOOKKEEPING_FIELDS = frozenset(
-    {"last_polled_at", "next_poll_at", "poll_count", "lease_token", "raw_payload", "consecutive_errors"}
-)
-
 
 class KeepState(models.TextChoices):
     WAITING = "waiting", "Waiting to copy"
@@ -53,6 +47,15 @@ class KeepState(models.TextChoices):
 
 
 class VideoTaskQuerySet(models.QuerySet):
+    def update(self, **fields: Any) -> int:
+        """QuerySet.update, and when any of `fields` is one a page shows
+        (VideoTask.DISPLAYED_FIELDS) it also bumps changed_at, so open pages pick the change
+        up on their next refresh however it was made: the worker, the keeper, a view, the
+        admin or a data fix in a shell. Bookkeeping-only writes stay silent."""
+        if shows_a_change(fields):
+            fields.setdefault("changed_at", timezone.now())
+        return super().update(**fields)
+
     def visible_to(self, user: Any) -> VideoTaskQuerySet:
         """The tasks this user may see: their own. Every page lookup starts here."""
         if not getattr(user, "is_authenticated", False):
@@ -147,7 +150,6 @@ class VideoTaskQuerySet(models.QuerySet):
                         task_id=task_id,
                         label=labels[task_id][:200],
                         created_at=now,
-                        changed_at=now,
                     )
                     TaskEvent.objects.create(
                         task=task, at=now, kind=TaskEvent.Kind.TRACKED, status=task.status, message=note
@@ -204,6 +206,56 @@ class VideoTaskQuerySet(models.QuerySet):
                 output_field=models.DateTimeField(),
             )
         return self.filter(pk__in=pks, lease_token=token).update(lease_token=None, next_poll_at=when)
+
+    def save_poll_results(self, results: list[tuple[VideoTask, set[str], list[TaskEvent]]]) -> set[int]:
+        """Write a batch of poll outcomes in one transaction: for each task only its changed
+        `fields`, only while its lease holds (the token it was claimed with), never over a
+        terminal state. Returns the pks written; a fenced-off task (lease lost, or finished
+        meanwhile) is skipped and its events are not recorded.
+
+        This is the worker's hot path (hundreds of tasks a second), so instead of one
+        ORM-compiled UPDATE per task it locks the batch's rows once, checks the fence in
+        Python, and sends one parameterised UPDATE per distinct set of changed fields
+        (`executemany`): usually one or two statements for the whole batch.
+        """
+        if not results:
+            return set()
+        now = timezone.now()
+        by_pk = {task.pk: task for task, _fields, _events in results}
+        with transaction.atomic():
+            current = self.filter(pk__in=by_pk).select_for_update().values_list("pk", "lease_token", "status")
+            written = {
+                pk
+                for pk, token, status in current
+                if token is not None and token == by_pk[pk].lease_token and status in ACTIVE_STATUSES
+            }
+            groups: dict[frozenset[str], list[VideoTask]] = {}
+            for task, fields, _events in results:
+                if task.pk not in written:
+                    continue
+                if shows_a_change(fields):
+                    task.changed_at = now
+                    fields = fields | {"changed_at"}
+                groups.setdefault(frozenset(fields), []).append(task)
+            for fields, tasks in groups.items():
+                _update_fields(tasks, sorted(fields))
+            events = [
+                event for task, _f, task_events in results if task.pk in written for event in task_events
+            ]
+            if events:
+                TaskEvent.objects.bulk_create(events)
+        for pk in written:
+            by_pk[pk].lease_token = None
+        return written
+
+    def poll_soon(self) -> int:
+        """Make these tasks due now, resuming the ones an operator stopped; finished tasks stay
+        as they are. Returns how many will be polled."""
+        active = self.filter(status__in=ACTIVE_STATUSES)
+        # Resuming shows on the task page; making a task due does not (two UPDATEs, so that
+        # asking again about a running task does not wake every open page).
+        active.filter(polling_stopped=True).update(polling_stopped=False)
+        return active.update(next_poll_at=timezone.now(), lease_token=None)
 
 
 class VideoTask(models.Model):
@@ -265,6 +317,43 @@ class VideoTask(models.Model):
 
     objects = VideoTaskQuerySet.as_manager()
 
+    # What the pages show of a task: the dashboard's row and the task page. Writing any of
+    # these bumps changed_at (save(), QuerySet.update, save_poll_results), which is what an
+    # open page's refresh compares (VideoTaskQuerySet.fingerprint, live_token). The other
+    # fields are bookkeeping (the poll schedule, lease, counters, the raw payload) and a
+    # write of only those stays silent, so an idle page's refresh stays empty.
+    DISPLAYED_FIELDS = frozenset(
+        {
+            "task_id",
+            "label",
+            "status",
+            "raw_status",
+            "progress",
+            "model",
+            "seconds",
+            "size",
+            "url",
+            "error_code",
+            "error_message",
+            "metadata",
+            "remote_created_at",
+            "completed_at",
+            "expires_at",
+            "processing_started_at",
+            "eta_at",
+            "last_error",
+            "polling_stopped",
+            "remixed_from",
+            "remote_deleted_at",
+            "keep_state",
+            "kept_file",
+            "kept_thumbnail",
+            "kept_bytes",
+            "kept_at",
+            "keep_error",
+        }
+    )
+
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
@@ -291,6 +380,32 @@ class VideoTask(models.Model):
 
     def __str__(self) -> str:
         return self.label or self.task_id
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Model.save, bumping changed_at when the write changes a displayed field: one
+        named in `update_fields`, or, for a full save, one that differs from the row."""
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            if shows_a_change(update_fields):
+                self.changed_at = timezone.now()
+                kwargs["update_fields"] = {*update_fields, "changed_at"}
+        elif not self._state.adding and self._differs_from_row(kwargs.get("using")):
+            self.changed_at = timezone.now()
+        super().save(*args, **kwargs)
+
+    def _differs_from_row(self, using: str | None) -> bool:
+        # A full save comes from the admin, a shell or a data fix, never from the worker:
+        # one query to compare with what is stored costs nothing that matters.
+        deferred = self.get_deferred_fields()
+        names = [
+            field.attname
+            for field in self._meta.concrete_fields
+            if field.name in self.DISPLAYED_FIELDS and field.attname not in deferred
+        ]
+        stored = (
+            VideoTask._base_manager.using(using or self._state.db).filter(pk=self.pk).values(*names).first()
+        )
+        return stored is None or any(getattr(self, name) != stored[name] for name in names)
 
     @property
     def is_terminal(self) -> bool:
@@ -399,9 +514,6 @@ class VideoTask(models.Model):
         if new_status in TERMINAL_STATUSES:
             # Some gateways fill completed_at while still running: only trust it now.
             put("completed_at", snapshot.completed_at or now)
-            if new_status == Status.COMPLETED and settings.VIDEO_KEEP and not self.keep_state:
-                put("keep_state", KeepState.WAITING)
-                put("next_keep_at", now)
             put("eta_at", None, clear=True)
         elif new_status == Status.PROCESSING:
             if self.processing_started_at is None:
@@ -416,52 +528,6 @@ class VideoTask(models.Model):
             if crossed:
                 events.append(self._event(TaskEvent.Kind.PROGRESS, now, previous_status=previous_status))
         return changed, events
-
-    @staticmethod
-    def save_poll_results(results: list[tuple[VideoTask, set[str], list[TaskEvent]]]) -> set[int]:
-        """Write a batch of poll outcomes in one transaction: for each task only its changed
-        `fields`, only while its lease holds (the token it was claimed with), never over a
-        terminal state. Returns the pks written; a fenced-off task (lease lost, or finished
-        meanwhile) is skipped and its events are not recorded.
-
-        This is the worker's hot path (hundreds of tasks a second), so instead of one
-        ORM-compiled UPDATE per task it locks the batch's rows once, checks the fence in
-        Python, and sends one parameterised UPDATE per distinct set of changed fields
-        (`executemany`): usually one or two statements for the whole batch.
-        """
-        if not results:
-            return set()
-        now = timezone.now()
-        by_pk = {task.pk: task for task, _fields, _events in results}
-        with transaction.atomic():
-            current = (
-                VideoTask.objects.filter(pk__in=by_pk)
-                .select_for_update()
-                .values_list("pk", "lease_token", "status")
-            )
-            written = {
-                pk
-                for pk, token, status in current
-                if token is not None and token == by_pk[pk].lease_token and status in ACTIVE_STATUSES
-            }
-            groups: dict[frozenset[str], list[VideoTask]] = {}
-            for task, fields, _events in results:
-                if task.pk not in written:
-                    continue
-                if fields - BOOKKEEPING_FIELDS:
-                    task.changed_at = now
-                    fields = fields | {"changed_at"}
-                groups.setdefault(frozenset(fields), []).append(task)
-            for fields, tasks in groups.items():
-                _update_fields(tasks, sorted(fields))
-            events = [
-                event for task, _f, task_events in results if task.pk in written for event in task_events
-            ]
-            if events:
-                TaskEvent.objects.bulk_create(events)
-        for pk in written:
-            by_pk[pk].lease_token = None
-        return written
 
     def estimate_finish(self, now: datetime) -> datetime | None:
         """When the job should finish if it keeps the pace it has had since it started
@@ -504,9 +570,7 @@ class VideoTask(models.Model):
 
     def stop_polling(self) -> None:
         """Admin action: keep the task but never ask the provider about it again."""
-        VideoTask.objects.filter(pk=self.pk).update(
-            polling_stopped=True, lease_token=None, changed_at=timezone.now()
-        )
+        VideoTask.objects.filter(pk=self.pk).update(polling_stopped=True, lease_token=None)
         TaskEvent.objects.create(
             task=self, kind=TaskEvent.Kind.NOTE, status=self.status, message="Polling stopped."
         )
@@ -515,7 +579,7 @@ class VideoTask(models.Model):
         """The video no longer exists at the provider: stop asking, drop the dead link."""
         now = timezone.now()
         VideoTask.objects.filter(pk=self.pk).update(
-            remote_deleted_at=now, polling_stopped=True, lease_token=None, url="", changed_at=now
+            remote_deleted_at=now, polling_stopped=True, lease_token=None, url=""
         )
         TaskEvent.objects.create(
             task=self,
@@ -528,12 +592,18 @@ class VideoTask(models.Model):
     def poll_soon(self) -> bool:
         """Make the task due now (resuming it if it was stopped); a terminal task stays as it is.
         Returns whether the task will be polled."""
-        return (
-            VideoTask.objects.filter(pk=self.pk, status__in=ACTIVE_STATUSES).update(
-                polling_stopped=False, next_poll_at=timezone.now(), lease_token=None
-            )
-            == 1
-        )
+        return VideoTask.objects.filter(pk=self.pk).poll_soon() == 1
+
+
+# The displayed fields by name and by attname (`remixed_from_id`): save() and update() take either.
+_DISPLAYED_NAMES = VideoTask.DISPLAYED_FIELDS | {
+    VideoTask._meta.get_field(name).attname for name in VideoTask.DISPLAYED_FIELDS
+}
+
+
+def shows_a_change(fields: Iterable[str]) -> bool:
+    """Whether writing `fields` of a VideoTask changes what a page shows."""
+    return not _DISPLAYED_NAMES.isdisjoint(fields)
 
 
 def _fit(field: str, text: str) -> str:
@@ -653,21 +723,21 @@ class Submission(models.Model):
     def __str__(self) -> str:
         return self.prompt[:60]
 
-    def created(self, task: VideoTask) -> None:
+    def mark_created(self, task: VideoTask) -> None:
         self.state = self.State.CREATED
         self.task = task
         self.answered_at = self.answered_at or timezone.now()
         self.next_reconcile_at = None
         self.save(update_fields=["state", "task", "answered_at", "next_reconcile_at"])
 
-    def refused(self, message: str, code: str = "") -> None:
+    def mark_refused(self, message: str, code: str = "") -> None:
         self.state = self.State.REJECTED
         self.error_message = message[:2000]
         self.error_code = code[:100]
         self.answered_at = timezone.now()
         self.save(update_fields=["state", "error_message", "error_code", "answered_at"])
 
-    def unknown(self, message: str, first_look: datetime) -> None:
+    def mark_unknown(self, message: str, first_look: datetime) -> None:
         self.state = self.State.UNKNOWN
         self.error_message = message[:2000]
         self.answered_at = timezone.now()
@@ -762,7 +832,7 @@ class WorkerHeartbeat(models.Model):
             )
 
     @classmethod
-    def stopped(cls, name: str) -> None:
+    def mark_stopped(cls, name: str) -> None:
         cls.objects.filter(name=name).update(stopped_at=timezone.now())
 
 

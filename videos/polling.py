@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
+from videos import keep as copies
 from videos.client import (
     AuthError,
     NotFound,
@@ -375,7 +376,7 @@ class Poller:
         """Write a batch in one transaction; if that fails, task by task, so one poison
         value costs one task, not the batch."""
         try:
-            written = VideoTask.save_poll_results([(r.task, r.fields, r.events) for r in results])
+            written = VideoTask.objects.save_poll_results([(r.task, r.fields, r.events) for r in results])
         except DatabaseError:
             logger.warning(
                 "a batch of %d results failed to save; saving one by one", len(results), exc_info=True
@@ -383,7 +384,9 @@ class Poller:
             written = set()
             for result in results:
                 try:
-                    written |= VideoTask.save_poll_results([(result.task, result.fields, result.events)])
+                    written |= VideoTask.objects.save_poll_results(
+                        [(result.task, result.fields, result.events)]
+                    )
                 except DatabaseError:
                     report.errors += 1
                     logger.exception(
@@ -418,6 +421,7 @@ class Poller:
         # answer is read, cut to a column, stored or shown (error_message, raw_payload...).
         payload = scrub_json(answer.payload, self.client.api_key)
         fields, events = task.apply_snapshot(normalize(payload), now)
+        fields |= copies.start(task, now)
         # Always the latest answer (never compared: claim_due leaves the old one unloaded).
         task.raw_payload = storable_json(payload)
         fields.add("raw_payload")

@@ -18,6 +18,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from videos import keep as copies
 from videos.client import (
     AuthError,
     InvalidTaskId,
@@ -84,16 +85,16 @@ def submit(
             )
     except TransientError as error:
         if error.sent:
-            submission.unknown(
+            submission.mark_unknown(
                 "The provider did not answer clearly, so it may or may not have started the video. "
                 "It was not sent again; the worker is looking for it in the provider's list.",
                 timezone.now() + RECONCILE_FIRST_LOOK,
             )
         else:
-            submission.refused(f"{error.message} Nothing was sent, so nothing was created: try again.")
+            submission.mark_refused(f"{error.message} Nothing was sent, so nothing was created: try again.")
         return submission
     except ProviderError as error:
-        submission.refused(plain_words(error), error.code)
+        submission.mark_refused(plain_words(error), error.code)
         return submission
 
     # The answer is provider text like any other: the key it may echo goes before anything
@@ -110,13 +111,13 @@ def submit(
         )
         task_id = ""
     if not task_id:
-        submission.unknown(
+        submission.mark_unknown(
             "The provider answered without a usable video ID; "
             "the worker is looking for the video in its list.",
             timezone.now() + RECONCILE_FIRST_LOOK,
         )
         return submission
-    submission.created(_track(submission, task_id, payload))
+    submission.mark_created(_track(submission, task_id, payload))
     return submission
 
 
@@ -168,7 +169,6 @@ def _track(submission: Submission, task_id: str, payload: dict[str, Any] | None)
                 "label": submission.prompt[:200],
                 "remixed_from": submission.remix_of,
                 "created_at": now,
-                "changed_at": now,
             },
         )
         if created:
@@ -182,6 +182,7 @@ def _track(submission: Submission, task_id: str, payload: dict[str, Any] | None)
             )
             if payload:
                 fields, events = task.apply_snapshot(normalize(payload), now)
+                fields |= copies.start(task, now)
                 if fields:
                     task.save(update_fields=[*fields])
                 TaskEvent.objects.bulk_create(events)
@@ -221,7 +222,7 @@ def reconcile(client: VideoAPIClient, now: datetime | None = None) -> int:
             taken.add(match.task_id)
             # Scrubbed like any answer before it is stored (the key may be anywhere in it).
             payload = scrub_json(match.payload, client.api_key)
-            submission.created(_track(submission, scrub(match.task_id, client.api_key), payload))
+            submission.mark_created(_track(submission, scrub(match.task_id, client.api_key), payload))
             logger.info(
                 "submission %s: found its video %s in the provider's list", submission.pk, match.task_id
             )

@@ -357,7 +357,7 @@ class Worker:
             keeper.join(self.timing.keeper_join)
         try:
             self.heartbeat.flush(self.failing_jobs())
-            WorkerHeartbeat.stopped(self.heartbeat.name)
+            WorkerHeartbeat.mark_stopped(self.heartbeat.name)
         except DatabaseError:
             logger.warning("could not record the worker's stop", exc_info=True)
         logger.info("poller stopped")
