@@ -1,7 +1,7 @@
 """Turn one provider answer to `GET /videos/{id}` into the dashboard's canonical fields.
 
 Pure: no database, no HTTP, no settings. Gateways disagree about almost every field
-(see DESIGN.md, "The provider API: what the real ones send"), so every reader here accepts
+(docs/providers.md, "Task objects", lists what they send), so every reader here accepts
 the shapes seen in the wild, returns None for anything else, and never raises: a hostile or
 broken payload must cost one poll, not the worker.
 """
@@ -294,7 +294,7 @@ def parse_seconds(value: Any) -> Decimal | None:
 
 
 def find_url(payload: Mapping[str, Any]) -> str | None:
-    """The first usable http(s) download link, in the order DESIGN.md lists the fields.
+    """The first usable http(s) download link, in the order docs/providers.md lists the fields.
 
     Reads the mapping as given: normalize() has already taken a task out of its envelope.
     """

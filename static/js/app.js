@@ -52,13 +52,19 @@
   }
   setInterval(refreshTimes, 15000);
 
-  // A provider without thumbnails answers 404: hide the broken image rather than show it.
-  // (Error events do not bubble, hence the capture phase.)
+  // A provider without thumbnails answers 404: hide the broken image rather than show it,
+  // at either size (img.thumb, and img.thumb-small in the rows). Error events do not
+  // bubble, hence the capture phase; one that came before this deferred script ran has left
+  // an image complete but empty.
+  var THUMBNAILS = "img.thumb, img.thumb-small";
   document.addEventListener("error", function (event) {
-    if (event.target && event.target.matches && event.target.matches("img.thumb")) {
+    if (event.target && event.target.matches && event.target.matches(THUMBNAILS)) {
       event.target.hidden = true;
     }
   }, true);
+  document.querySelectorAll(THUMBNAILS).forEach(function (img) {
+    if (img.complete && img.naturalWidth === 0) img.hidden = true;
+  });
 
   document.addEventListener("click", function (event) {
     var button = event.target.closest("button[data-copy]");
