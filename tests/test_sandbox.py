@@ -517,6 +517,16 @@ def test_seed_demo_again_resets_the_password_and_adds_only_with_more(sandbox_on)
     assert VideoTask.objects.active().count() == 6
 
 
+def test_seed_demo_does_not_wait_for_tasks_whose_sandbox_video_is_gone(sandbox_on):
+    # A database from before the sandbox app: its demo videos were dropped with the old table.
+    call_command("seed_demo", stdout=StringIO())
+    SandboxVideo.objects.all().delete()
+
+    call_command("seed_demo", stdout=StringIO())
+    assert VideoTask.objects.active().count() == 12
+    assert SandboxVideo.objects.count() == 6
+
+
 def test_a_signed_link_serves_the_video_without_the_key_until_it_expires(client, settings):
     settings.VIDEO_API_KEY = "sk-sandbox-secret"
     video = past_video(300, duration_seconds=60, outcome="completed")

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from sandbox import jobs
+from sandbox.models import SandboxVideo
 from videos.models import VideoTask
 
 # (label, duration in s, outcome, vocabulary, seconds, size). The short ones finish while
@@ -47,7 +48,10 @@ class Command(BaseCommand):
             raise CommandError("seed_demo is for local runs with the sandbox provider (VIDEO_SANDBOX=1).")
         password = password or secrets.token_urlsafe(9)
         user = self._demo_user(password)
-        active = list(VideoTask.objects.filter(owner=user).active())
+        # Only tasks the sandbox still knows: in a database from before the sandbox had an app
+        # of its own, the old demo videos were dropped and their tasks can only fail as "not found".
+        known = SandboxVideo.objects.filter(deleted=False).values("video_id")
+        active = list(VideoTask.objects.filter(owner=user, task_id__in=known).active())
         if active and not more:
             self.stdout.write(f"The demo user has {len(active)} tasks in progress (add more with --more):")
             for task in active:
