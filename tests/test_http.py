@@ -6,16 +6,9 @@ from __future__ import annotations
 import pytest
 
 from tests.fake_provider import Reply, video
+from videos import client as api
 from videos import http
-from videos.client import (
-    AuthError,
-    NotFound,
-    PermanentError,
-    QuotaExceeded,
-    RateLimited,
-    TransientError,
-    VideoAPIClient,
-)
+from videos.client import NotFound, VideoAPIClient
 from videos.models import Status, VideoTask
 from videos.polling import Poller
 from videos.safe_fetch import FetchFailed, SafeFetcher
@@ -26,20 +19,20 @@ KEY = "sk-http-shared-0123456789"
 @pytest.mark.parametrize(
     ("status", "code", "client_error"),
     [
-        (404, "", NotFound),
-        (410, "", NotFound),
-        (400, "task_not_exist", NotFound),
-        (401, "", AuthError),
-        (403, "", AuthError),
-        (429, "insufficient_quota", QuotaExceeded),
-        (429, "rate_limit_exceeded", RateLimited),
-        (408, "", TransientError),
-        (409, "", TransientError),
-        (425, "", TransientError),
-        (500, "", TransientError),
-        (503, "", TransientError),
-        (400, "invalid_request", PermanentError),
-        (422, "", PermanentError),
+        (404, "", api.NotFound),
+        (410, "", api.NotFound),
+        (400, "task_not_exist", api.NotFound),
+        (401, "", api.AuthError),
+        (403, "", api.AuthError),
+        (429, "insufficient_quota", api.QuotaExceeded),
+        (429, "rate_limit_exceeded", api.RateLimited),
+        (408, "", api.TransientError),
+        (409, "", api.TransientError),
+        (425, "", api.TransientError),
+        (500, "", api.TransientError),
+        (503, "", api.TransientError),
+        (400, "invalid_request", api.PermanentError),
+        (422, "", api.PermanentError),
     ],
 )
 def test_the_client_and_the_fetcher_read_a_status_the_same_way(provider, status, code, client_error):

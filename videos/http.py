@@ -29,16 +29,16 @@ def ca_bundle() -> str:
 class Kind(enum.Enum):
     """What an error status says, and whether asking again later may work (`transient`)."""
 
-    NOT_FOUND = ("not found", False)
-    DENIED = ("denied", False)
-    OUT_OF_QUOTA = ("out of quota", False)
-    RATE_LIMITED = ("rate limited", True)
-    UNAVAILABLE = ("unavailable", True)
-    REFUSED = ("refused", False)
+    NOT_FOUND = "not found"
+    DENIED = "denied"
+    OUT_OF_QUOTA = "out of quota"
+    RATE_LIMITED = "rate limited"
+    UNAVAILABLE = "unavailable"
+    REFUSED = "refused"
 
-    def __init__(self, label: str, transient: bool) -> None:
-        self.label = label
-        self.transient = transient
+    @property
+    def transient(self) -> bool:
+        return self in (Kind.RATE_LIMITED, Kind.UNAVAILABLE)
 
 
 def classify(status: int, code: str = "") -> Kind:
