@@ -114,6 +114,16 @@ def test_an_admin_edit_that_finishes_every_shown_task_stops_the_polling(admin_cl
     assert "admin" in event.message
 
 
+def test_an_admin_edit_of_progress_is_a_percentage(admin_client, owner):
+    task = make_task(owner, "pct", status=Status.PROCESSING, progress=20)
+    form = {"label": "", "status": task.status, "progress": "150"}
+    form |= {"events-TOTAL_FORMS": "0", "events-INITIAL_FORMS": "0"}
+    response = admin_client.post(f"/admin/videos/videotask/{task.pk}/change/", form)
+    assert response.status_code == 200  # the form again, with its error
+    task.refresh_from_db()
+    assert (task.progress, changed_at(task)) == (20, AN_HOUR_AGO)
+
+
 def test_an_admin_edit_writes_only_what_the_operator_changed(admin_client, owner):
     task = make_task(owner, "busy", status=Status.PROCESSING, progress=20, label="Old")
     page_loaded = VideoTask.objects.get(pk=task.pk)

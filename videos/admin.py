@@ -106,6 +106,11 @@ class VideoTaskAdmin(admin.ModelAdmin):
             return (*REMOTE_FIELDS, "owner", "task_id")
         return REMOTE_FIELDS
 
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "progress":
+            kwargs["max_value"] = 100  # a percentage, as the pages show it
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     def save_model(self, request: HttpRequest, obj: VideoTask, form: Any, change: bool) -> None:
         if not change:
             super().save_model(request, obj, form, change)
