@@ -119,9 +119,10 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 
-LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/"
-LOGOUT_REDIRECT_URL = "/accounts/login/"
+# Route names, not paths: reversed under the mount point (SCRIPT_NAME / FORCE_SCRIPT_NAME).
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "videos:dashboard"
+LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
@@ -133,8 +134,12 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    # Hashed, compressed names served with far-future cache headers by WhiteNoise.
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    # Hashed, compressed names served with far-future cache headers by WhiteNoise, under
+    # the mount point of each request (see dashboard.storage).
+    "staticfiles": {
+        "BACKEND": "dashboard.storage.ManifestStaticFilesStorage",
+        "OPTIONS": {"base_url": STATIC_URL},
+    },
 }
 
 # Security. A PaaS router terminates TLS and tells us so in X-Forwarded-Proto.

@@ -12,7 +12,7 @@ from pathlib import Path
 os.environ.setdefault("SECRET_KEY", "tests-only-" + "x" * 50)
 
 from dashboard.settings import *  # noqa: F403
-from dashboard.settings import BASE_DIR, DATABASES, INSTALLED_APPS
+from dashboard.settings import BASE_DIR, DATABASES, INSTALLED_APPS, STATIC_URL
 
 # The sandbox provider's app, whatever VIDEO_SANDBOX says: its tests mount it themselves
 # (tests/sandbox_urls.py) and the demo commands need its table.
@@ -23,7 +23,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Tests render templates without running collectstatic first.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {"BACKEND": "dashboard.storage.StaticFilesStorage", "OPTIONS": {"base_url": STATIC_URL}},
 }
 SECURE_SSL_REDIRECT = False
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpResponseBase
@@ -188,3 +189,24 @@ def stream(task: VideoTask, variant: str = "video") -> ProxiedBody:
         slot.release()
         raise
     return ProxiedBody(remote, slot, served_type(variant, remote.content_type))
+
+
+@dataclass(frozen=True)
+class File:
+    """What the download view sends: the bytes, their type and, when known, their length."""
+
+    body: Iterable[bytes]
+    content_type: str
+    content_length: int | None = None
+
+
+def open_file(task: VideoTask, variant: str) -> File:
+    """A task's file for the download view: our kept copy when there is one (it outlives the
+    provider's link, and a local file needs no download slot), else the provider's, streamed
+    under a slot. Raises Busy or FetchError as `stream` does."""
+    kept = {"video": task.kept_file, "thumbnail": task.kept_thumbnail}.get(variant)
+    if task.is_kept and kept:
+        # FileResponse finds the length of a file itself.
+        return File(kept.open("rb"), served_type(variant))
+    body = stream(task, variant)
+    return File(body, body.content_type, body.content_length)

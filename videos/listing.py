@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from django.db.models import Q
 from django.http import QueryDict
+from django.urls import reverse
 
 from videos.forms import without_controls
 from videos.models import Status, VideoTask, VideoTaskQuerySet
@@ -141,7 +142,8 @@ class Listing:
 
     def href(self, **changes: str | Cursor | None) -> str:
         query = self.querystring(**changes)
-        return f"/?{query}" if query else "/"
+        url = reverse("videos:dashboard")
+        return f"{url}?{query}" if query else url
 
     def pager_links(self, page: Page) -> dict[str, str]:
         """Links to the first, newer and older pages ("" where there is none)."""

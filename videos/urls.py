@@ -4,6 +4,8 @@ from django.urls import path
 
 from videos import views
 
+app_name = "videos"
+
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("tasks/live/", views.dashboard_live, name="dashboard_live"),

@@ -8,24 +8,25 @@ from datetime import datetime
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.db.models import QuerySet
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 
 from videos import downloads
 from videos.client import NotFound, ProviderError, VideoAPIClient
 from videos.forms import CreateVideoForm, RemixForm, TrackTasksForm
 from videos.listing import Listing
 from videos.models import Status, Submission, VideoTask
-from videos.safe_fetch import FetchFailed, FetchRefused
+from videos.safe_fetch import FetchError, FetchFailed, FetchRefused
 from videos.submissions import VideoRequest, submit
 from videos.worker_status import WorkerStatus
 
 # How often a page with unfinished tasks asks for news (seconds).
 LIVE_EVERY = 3
-STOP_POLLING = 286  # htmx: swap this answer, then stop polling
 
 
 def _dashboard_context(request: HttpRequest, listing: Listing) -> dict:
@@ -92,19 +93,32 @@ def dashboard_live(request: HttpRequest) -> HttpResponse:
         live=_live_attrs(token, context["ids"]) if any_active else None,
         live_every=LIVE_EVERY,
     )
-    response = render(request, "videos/_dashboard_update.html", context)
-    if not any_active:
-        response.status_code = STOP_POLLING
-    return response
+    # 286: htmx swaps this answer, then stops polling.
+    status = 200 if any_active else HTMX_STOP_POLLING
+    return render(request, "videos/_dashboard_update.html", context, status=status)
 
 
-def _open_submissions(request: HttpRequest) -> list[Submission]:
-    """Recent creates that did not simply succeed: unknown, refused or not created."""
-    return list(
+def _open_submissions(request: HttpRequest) -> QuerySet[Submission]:
+    """Recent creates that did not simply succeed: unknown, refused or not created.
+    Lazy: read only where a template shows them."""
+    return (
         Submission.objects.visible_to(request.user)
         .exclude(state=Submission.State.CREATED)
         .order_by("-created_at")[:5]
     )
+
+
+def _form_answer(
+    request: HttpRequest, template: str, notes: list[tuple[int, str]], **context: object
+) -> HttpResponse:
+    """The answer to a dashboard form: htmx gets `template` (the form's panel, the list
+    redrawn around it); a plain POST gets `notes` as messages and goes back to the dashboard."""
+    if not request.htmx:
+        for level, text in notes:
+            messages.add_message(request, level, text)
+        return redirect("videos:dashboard")
+    listing = Listing.from_query(request.GET)
+    return render(request, template, {**_dashboard_context(request, listing), **context})
 
 
 @require_POST
@@ -124,25 +138,23 @@ def new_video(request: HttpRequest) -> HttpResponse:
         )
         with VideoAPIClient.from_settings() as client:
             submission = submit(request.user, video, client)
-    if not request.htmx:
-        if submission is None:
-            for errors in form.errors.values():
-                for error in errors:
-                    messages.error(request, error)
-        elif submission.state == Submission.State.CREATED:
-            messages.success(request, f"Video started: now tracking {submission.task.task_id}.")
-        else:
-            messages.warning(request, submission.error_message)
-        return redirect("/")
-    listing = Listing.from_query(request.GET)
-    context = _dashboard_context(request, listing)
     succeeded = submission is not None and submission.state == Submission.State.CREATED
-    context.update(
+    return _form_answer(
+        request,
+        "videos/_create_result.html",
+        _create_notes(form, submission),
         create_form=CreateVideoForm() if succeeded else form,
         submission=submission,
         submissions=_open_submissions(request),
     )
-    return render(request, "videos/_create_result.html", context)
+
+
+def _create_notes(form: CreateVideoForm, submission: Submission | None) -> list[tuple[int, str]]:
+    if submission is None:
+        return [(messages.ERROR, error) for errors in form.errors.values() for error in errors]
+    if submission.state == Submission.State.CREATED:
+        return [(messages.SUCCESS, f"Video started: now tracking {submission.task.task_id}.")]
+    return [(messages.WARNING, submission.error_message)]
 
 
 def _parse_ids(text: str) -> list[int]:
@@ -168,13 +180,10 @@ def track_tasks(request: HttpRequest) -> HttpResponse:
     already: list[str] = []
     if form.is_valid():
         created, already = VideoTask.objects.track(request.user, form.entries)
-    if not request.htmx:
-        for text in _track_messages(form, created, already):
-            messages.info(request, text)
-        return redirect("/")
-    listing = Listing.from_query(request.GET)
-    context = _dashboard_context(request, listing)
-    context.update(
+    return _form_answer(
+        request,
+        "videos/_track_result.html",
+        [(messages.INFO, text) for text in _track_messages(form, created, already)],
         form=TrackTasksForm() if form.is_valid() else form,
         created=created,
         already=already,
@@ -182,7 +191,6 @@ def track_tasks(request: HttpRequest) -> HttpResponse:
         rejected=form.rejected if form.is_valid() else [],
         tracked=True,
     )
-    return render(request, "videos/_track_result.html", context)
 
 
 def _track_messages(form: TrackTasksForm, created: list[VideoTask], already: list[str]) -> list[str]:
@@ -206,10 +214,8 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
         return HttpResponse(status=204)
     context = _detail_context(task)
     if request.htmx:
-        response = render(request, "videos/_task_detail.html", {**context, "fragment": True})
-        if task.is_settled:
-            response.status_code = STOP_POLLING
-        return response
+        status = HTMX_STOP_POLLING if task.is_settled else 200
+        return render(request, "videos/_task_detail.html", {**context, "fragment": True}, status=status)
     context["worker"] = WorkerStatus.current()
     return render(request, "videos/task_detail.html", context)
 
@@ -226,7 +232,7 @@ def refresh_task(request: HttpRequest, pk: int) -> HttpResponse:
         # Re-read: the page shows the task as it is now, not as it was before the click.
         task.refresh_from_db()
         return render(request, "videos/_task_detail.html", {**_detail_context(task), "fragment": True})
-    return redirect(f"/tasks/{task.pk}/")
+    return redirect(_task_url(task))
 
 
 def _detail_context(task: VideoTask) -> dict:
@@ -248,9 +254,7 @@ def stop_tracking(request: HttpRequest, pk: int) -> HttpResponse:
     name = str(task)
     task.delete()
     messages.success(request, f"Stopped tracking {name}.")
-    if request.htmx:
-        return HttpResponseClientRedirect("/")
-    return redirect("/")
+    return _go(request, reverse("videos:dashboard"))
 
 
 @require_GET
@@ -273,9 +277,9 @@ def remix_task(request: HttpRequest, pk: int) -> HttpResponse:
             submission = submit(request.user, VideoRequest(prompt=form.cleaned_data["prompt"]), client, task)
         if submission.state == Submission.State.CREATED:
             messages.success(request, "Remix started.")
-            return _go(request, f"/tasks/{submission.task.pk}/")
+            return _go(request, _task_url(submission.task))
         messages.warning(request, submission.error_message)
-    return _go(request, f"/tasks/{task.pk}/")
+    return _go(request, _task_url(task))
 
 
 @require_http_methods(["GET", "POST"])
@@ -292,10 +296,14 @@ def delete_remote(request: HttpRequest, pk: int) -> HttpResponse:
         pass  # already gone there: the outcome the person asked for
     except ProviderError as error:
         messages.error(request, f"The provider did not delete the video: {error.detail or error.message}")
-        return _go(request, f"/tasks/{task.pk}/")
+        return _go(request, _task_url(task))
     task.mark_deleted_at_provider()
     messages.success(request, "The video was deleted at the provider.")
-    return _go(request, f"/tasks/{task.pk}/")
+    return _go(request, _task_url(task))
+
+
+def _task_url(task: VideoTask) -> str:
+    return reverse("videos:task_detail", args=[task.pk])
 
 
 def _go(request: HttpRequest, url: str) -> HttpResponse:
@@ -314,34 +322,30 @@ def download(request: HttpRequest, pk: int) -> HttpResponse:
     variant = request.GET.get("variant", "video")
     if variant not in downloads.VARIANTS or not task.can_download:
         raise Http404("No such file for this task.")
-    inline = variant == "video" and bool(request.GET.get("inline"))
-    filename = downloads.file_name(task, variant)
-    kept = {"video": task.kept_file, "thumbnail": task.kept_thumbnail}.get(variant)
-    if task.is_kept and kept:
-        # Our own copy outlives the provider's link. Local files: no download slot needed.
-        response = FileResponse(kept.open("rb"), content_type=downloads.served_type(variant))
-        return downloads.protect(response, filename, inline=inline)
     try:
-        body = downloads.stream(task, variant)
-    except downloads.Busy:
-        response = _download_error(
-            task, variant, "Too many downloads at once; try again in a few seconds.", status=503
-        )
-        response["Retry-After"] = str(downloads.BUSY_RETRY_AFTER)
-        return response
-    except FetchRefused as refused:
-        return _download_error(task, variant, f"Refused to fetch this file: {refused.reason}")
-    except FetchFailed as failed:
-        if failed.status_code in (404, 410):
-            raise Http404("The provider no longer has this file.") from None
-        return _download_error(task, variant, f"Could not fetch the file from the provider: {failed.reason}")
-    response = StreamingHttpResponse(body, content_type=body.content_type)
-    if body.content_length is not None:
-        response["Content-Length"] = str(body.content_length)
-    return downloads.protect(response, filename, inline=inline)
+        file = downloads.open_file(task, variant)
+    except (downloads.Busy, FetchError) as error:
+        return _download_error(task, variant, error)
+    response = FileResponse(file.body, content_type=file.content_type)
+    if file.content_length is not None:
+        response["Content-Length"] = str(file.content_length)
+    inline = variant == "video" and bool(request.GET.get("inline"))
+    return downloads.protect(response, downloads.file_name(task, variant), inline=inline)
 
 
-def _download_error(task: VideoTask, variant: str, message: str, *, status: int = 502) -> HttpResponse:
+def _download_error(task: VideoTask, variant: str, error: Exception) -> HttpResponse:
+    """A download that could not start, said in a short text (an attachment, like the file);
+    a 404 when the provider no longer has the file."""
+    if isinstance(error, FetchFailed) and error.status_code in (404, 410):
+        raise Http404("The provider no longer has this file.") from None
+    if isinstance(error, downloads.Busy):
+        message, status = "Too many downloads at once; try again in a few seconds.", 503
+    elif isinstance(error, FetchRefused):
+        message, status = f"Refused to fetch this file: {error.reason}", 502
+    else:
+        message, status = f"Could not fetch the file from the provider: {error}", 502
     response = HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+    if status == 503:
+        response["Retry-After"] = str(downloads.BUSY_RETRY_AFTER)
     stem = downloads.file_name(task, variant).rsplit(".", 1)[0]
     return downloads.protect(response, f"{stem}-error.txt")
