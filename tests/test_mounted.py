@@ -23,6 +23,7 @@ from videos import listing
 from videos.models import KeepState, Status, VideoTask
 
 PREFIX = "/video-tasks"
+VIDEO = b"\x00\x00\x00\x18ftypmp42"
 HX = {"headers": {"HX-Request": "true"}}
 # Attributes that hold a URL the browser requests or navigates to.
 URL_ATTRIBUTES = {"href", "src", "action", "poster", "formaction", "hx-get", "hx-post", "hx-put", "hx-delete"}
@@ -109,6 +110,23 @@ def mounted(request, client, settings) -> Iterator[Mounted]:
         yield Mounted(client, {"SCRIPT_NAME": PREFIX})
 
 
+def kept_task(owner, task_id: str, video: bytes, **fields) -> VideoTask:
+    """A completed task whose video (and a thumbnail) is kept in our storage."""
+    task = VideoTask(
+        owner=owner,
+        task_id=task_id,
+        status=Status.COMPLETED,
+        progress=100,
+        completed_at=timezone.now(),
+        keep_state=KeepState.KEPT,
+        **fields,
+    )
+    task.kept_file.save(f"{task_id}.mp4", ContentFile(video), save=False)
+    task.kept_thumbnail.save(f"{task_id}.jpg", ContentFile(b"\xff\xd8\xff\xd9"), save=False)
+    task.save()
+    return task
+
+
 @pytest.fixture
 def tasks(owner) -> dict[str, VideoTask]:
     now = timezone.now()
@@ -130,20 +148,7 @@ def tasks(owner) -> dict[str, VideoTask]:
             completed_at=now,
         ),
     }
-    kept = VideoTask(
-        owner=owner,
-        task_id="video_kept",
-        label="Kept",
-        status=Status.COMPLETED,
-        progress=100,
-        completed_at=now,
-        keep_state=KeepState.KEPT,
-        remixed_from=made["completed"],
-    )
-    kept.kept_file.save("kept.mp4", ContentFile(b"\x00\x00\x00\x18ftypmp42"), save=False)
-    kept.kept_thumbnail.save("kept.jpg", ContentFile(b"\xff\xd8\xff\xd9"), save=False)
-    kept.save()
-    made["kept"] = kept
+    made["kept"] = kept_task(owner, "video_kept", VIDEO, label="Kept", remixed_from=made["completed"])
     return made
 
 
@@ -185,7 +190,7 @@ def test_every_page_fragment_and_redirect_stays_under_the_prefix(mounted, owner,
     kept = tasks["kept"]
     download = site.get(f"/tasks/{kept.pk}/download/")
     assert download.status_code == 200
-    assert b"".join(download.streaming_content).startswith(b"\x00\x00\x00\x18ftyp")
+    assert b"".join(download.streaming_content) == VIDEO
     assert site.get("/healthz").content == b"ok\n"
 
     assert site.post("/accounts/logout/")["Location"] == f"{PREFIX}/accounts/login/"

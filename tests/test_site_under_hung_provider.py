@@ -9,9 +9,6 @@ rest get 503 at once), those end at the download deadline, and pages keep answer
 from __future__ import annotations
 
 import re
-import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -20,7 +17,7 @@ import requests
 from django.contrib.auth import get_user_model
 
 from tests.fake_provider import Reply
-from tests.test_poll_command import ROOT, database_url
+from tests.gunicorn import gunicorn, wait_for
 from videos.models import Status, VideoTask
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,63 +26,17 @@ PASSWORD = "site-owner-password-1"
 DEADLINE = 4  # VIDEO_DOWNLOAD_DEADLINE for the server under test
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:
-    ends = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < ends, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def site(provider):
-    port = free_port()
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": database_url(),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SESSION_COOKIE_SECURE": "0",
-        "CSRF_COOKIE_SECURE": "0",
-        "SECURE_SSL_REDIRECT": "0",
-        "VIDEO_API_BASE_URL": provider.base_url,
-        "VIDEO_API_KEY": "sk-site-test-key",
-        "VIDEO_DOWNLOAD_CONCURRENCY": "2",
-        "VIDEO_DOWNLOAD_DEADLINE": str(DEADLINE),
-    }
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "gunicorn", "dashboard.wsgi:application"),
-            *("--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", "1"),
-            *("--threads", "4", "--timeout", "120", "--log-level", "warning"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-        try:
-            return requests.get(f"{base}/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_for(up, what="gunicorn to answer /healthz")
-        yield base
-    finally:
-        process.terminate()
-        process.wait(10)
-        if process.stderr:
-            process.stderr.close()
+    with gunicorn(
+        {
+            "VIDEO_API_BASE_URL": provider.base_url,
+            "VIDEO_API_KEY": "sk-site-test-key",
+            "VIDEO_DOWNLOAD_CONCURRENCY": "2",
+            "VIDEO_DOWNLOAD_DEADLINE": str(DEADLINE),
+        }
+    ) as origin:
+        yield origin
 
 
 def signed_in_session(base: str, username: str) -> requests.Session:

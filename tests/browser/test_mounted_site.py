@@ -7,25 +7,20 @@ static file written as a path from the host's root would 404 there).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
-import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.files.base import ContentFile
 from django.utils import timezone
 from playwright.sync_api import Page, Response, expect
 
-from tests.test_poll_command import ROOT, database_url
-from tests.test_site_under_hung_provider import free_port, wait_for
-from videos.models import KeepState, Status, VideoTask
+from tests.gunicorn import gunicorn
+from tests.test_mounted import PREFIX, kept_task
+from videos.models import Status, VideoTask
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PREFIX = "/video-tasks"
 PASSWORD = "mounted-owner-password-1"
 LIVE_TIMEOUT = 10_000  # three refresh periods
 VIDEO = b"\x00\x00\x00\x18ftypmp42 a kept copy"
@@ -34,47 +29,13 @@ VIDEO = b"\x00\x00\x00\x18ftypmp42 a kept copy"
 @pytest.fixture
 def site() -> Iterator[str]:
     """The site's origin; the app answers under origin + PREFIX."""
-    port = free_port()
     env = {
-        "PATH": "/usr/bin:/bin",
         "DJANGO_SETTINGS_MODULE": "tests.mounted_settings",
         "TEST_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "DATABASE_URL": database_url(),
-        "DATABASE_CONN_MAX_AGE": "0",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SESSION_COOKIE_SECURE": "0",
-        "CSRF_COOKIE_SECURE": "0",
-        "SECURE_SSL_REDIRECT": "0",
         "SCRIPT_NAME": PREFIX,
     }
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "gunicorn", "dashboard.wsgi:application"),
-            *("--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", "1"),
-            *("--threads", "4", "--timeout", "120", "--log-level", "warning"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    origin = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-        try:
-            return requests.get(f"{origin}{PREFIX}/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_for(up, what="gunicorn to answer /video-tasks/healthz")
+    with gunicorn(env, health_path=f"{PREFIX}/healthz") as origin:
         yield origin
-    finally:
-        process.terminate()
-        process.wait(10)
-        if process.stderr:
-            process.stderr.close()
 
 
 def watch(page: Page, origin: str) -> list[str]:
@@ -100,24 +61,9 @@ def styled(page: Page) -> bool:
     )
 
 
-def kept_task(owner) -> VideoTask:
-    task = VideoTask(
-        owner=owner,
-        task_id="video_kept_mounted",
-        label="Kept under a prefix",
-        status=Status.COMPLETED,
-        progress=100,
-        completed_at=timezone.now(),
-        keep_state=KeepState.KEPT,
-    )
-    task.kept_file.save("mounted.mp4", ContentFile(VIDEO), save=False)
-    task.save()
-    return task
-
-
 def test_the_site_works_end_to_end_under_a_prefix(site, page, assert_no_console_errors):
     owner = get_user_model().objects.create_superuser("mounted-owner", password=PASSWORD)
-    done = kept_task(owner)
+    done = kept_task(owner, "video_kept_mounted", VIDEO, label="Kept under a prefix")
     running = VideoTask.objects.create(
         owner=owner, task_id="video_running_mounted", status=Status.PROCESSING, progress=30
     )
