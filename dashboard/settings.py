@@ -123,6 +123,8 @@ AUTHENTICATION_BACKENDS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "videos:dashboard"
 LOGOUT_REDIRECT_URL = "login"
+# The path the platform mounts the app under, when it does not pass SCRIPT_NAME itself.
+FORCE_SCRIPT_NAME = env_str("FORCE_SCRIPT_NAME").rstrip("/") or None
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")

@@ -172,3 +172,10 @@ def test_static_files_are_hashed_and_compressed():
 def test_migrations_match_the_models():
     result = manage("makemigrations", "--check", "--dry-run", DEBUG="1")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_mount_point_comes_from_the_environment():
+    assert settings_value("settings.FORCE_SCRIPT_NAME", **PRODUCTION) is None
+    assert settings_value("settings.FORCE_SCRIPT_NAME", **PRODUCTION, FORCE_SCRIPT_NAME="/video-tasks/") == (
+        "/video-tasks"
+    )
