@@ -180,31 +180,14 @@ class Poller:
             # Claim more while half a round is still queued, so no thread runs dry while
             # the claim itself is on its way to the database.
             if claiming and len(in_flight) < self.refill_below:
-                claimed = self._claim(self.batch_size - len(in_flight), started, report)
-                if not claimed:
-                    claiming = False
-                for task in claimed:
-                    in_flight[task.pk] = task
-                    self._pool.submit(
-                        task.pk, partial(self._fetch, task.pk, task.task_id), results, cancelled
-                    )
+                claiming = self._top_up(in_flight, started, report, results, cancelled)
             if not in_flight:
                 break
 
-            item = self._next_result(results, 0.02 if writes else 0.2)
-            while item is not None:
-                pk, value, error = item
-                self._sent_at.pop(pk, None)
-                task = in_flight.pop(pk, None)
-                if task is None:
-                    pass  # given up on as overdue and handed back already; its late answer is dropped
-                elif value is NOT_RUN:
-                    unsent.append(task)
-                else:
-                    if not writes:
-                        oldest_write = time.monotonic()
-                    writes.append(self._fold(task, value, error))
-                item = self._next_result(results, 0)
+            had_writes = bool(writes)
+            self._collect(results, in_flight, unsent, writes, 0.02 if writes else 0.2)
+            if writes and not had_writes:
+                oldest_write = time.monotonic()
 
             if time.monotonic() >= next_overdue_check:
                 # Once a second is plenty for a guard measured in tens of seconds, and keeps
@@ -237,6 +220,44 @@ class Poller:
         if report.polled or report.errors or report.provider:
             logger.info("poll pass: %s", report)
         return report
+
+    def _top_up(
+        self,
+        in_flight: dict[int, VideoTask],
+        started: datetime,
+        report: PassReport,
+        results: queue.SimpleQueue,
+        cancelled: threading.Event,
+    ) -> bool:
+        """Claim more due tasks and queue their requests. False when none was left."""
+        claimed = self._claim(self.batch_size - len(in_flight), started, report)
+        for task in claimed:
+            in_flight[task.pk] = task
+            self._pool.submit(task.pk, partial(self._fetch, task.pk, task.task_id), results, cancelled)
+        return bool(claimed)
+
+    def _collect(
+        self,
+        results: queue.SimpleQueue,
+        in_flight: dict[int, VideoTask],
+        unsent: list[VideoTask],
+        writes: list[_Result],
+        wait: float,
+    ) -> None:
+        """Take every answer that has arrived (waiting up to `wait` for the first) and fold
+        it in: into `writes`, or `unsent` for a request dropped before it was sent."""
+        item = self._next_result(results, wait)
+        while item is not None:
+            pk, value, error = item
+            self._sent_at.pop(pk, None)
+            task = in_flight.pop(pk, None)
+            if task is None:
+                pass  # given up on as overdue and handed back already; its late answer is dropped
+            elif value is NOT_RUN:
+                unsent.append(task)
+            else:
+                writes.append(self._fold(task, value, error))
+            item = self._next_result(results, 0)
 
     @staticmethod
     def _next_result(results: queue.SimpleQueue, timeout: float) -> Any:

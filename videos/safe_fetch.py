@@ -560,20 +560,9 @@ class SafeFetcher:
             connection, response, sock = self._request(target, addresses, request_headers, watchdog)
             status = response.status
             if status in REDIRECT_STATUSES:
-                location = (response.headers.get("Location") or "").strip()
                 _close_quietly(connection, response, sock)
-                if not location:
-                    raise FetchFailed(
-                        f"{target.host} answered HTTP {status} without a Location.", status_code=status
-                    )
-                if redirects >= self.max_redirects:
-                    raise FetchFailed(f"Too many redirects (over {self.max_redirects}).", status_code=status)
+                target = self._redirect_target(target, status, response.headers.get("Location"), redirects)
                 redirects += 1
-                try:
-                    next_url = urljoin(target.url, location)
-                except ValueError:
-                    raise FetchRefused(f"{target.host} redirected to an invalid URL.") from None
-                target = _parse(next_url)
                 continue
             if not 200 <= status < 300:
                 _close_quietly(connection, response, sock)
@@ -605,6 +594,19 @@ class SafeFetcher:
                 final_url=target.url,
                 _stream=stream,
             )
+
+    def _redirect_target(self, target: _Target, status: int, location: str | None, redirects: int) -> _Target:
+        """The next hop of a redirect, parsed (and so checked) like the first URL."""
+        location = (location or "").strip()
+        if not location:
+            raise FetchFailed(f"{target.host} answered HTTP {status} without a Location.", status_code=status)
+        if redirects >= self.max_redirects:
+            raise FetchFailed(f"Too many redirects (over {self.max_redirects}).", status_code=status)
+        try:
+            next_url = urljoin(target.url, location)
+        except ValueError:
+            raise FetchRefused(f"{target.host} redirected to an invalid URL.") from None
+        return _parse(next_url)
 
     def _vetted_addresses(self, target: _Target) -> tuple[str, ...]:
         """Resolve the host once; every address must pass, or the whole URL is refused."""
