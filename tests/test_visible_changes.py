@@ -5,13 +5,13 @@ stay empty."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
 from tests.fake_provider import PROVIDER_KEY, Reply, video
+from tests.pages import live_params
 from videos import keep
 from videos.client import VideoAPIClient
 from videos.models import KeepState, Status, TaskEvent, VideoTask
@@ -49,11 +49,7 @@ def changed_at(task: VideoTask):
 
 def next_refresh(client) -> dict[str, str]:
     """The token and ids the dashboard sends with its next live refresh."""
-    html = client.get("/").content.decode()
-    match = re.search(r'id="live"[^>]*hx-vals="([^"]*)"', html)
-    assert match, "the dashboard does not poll"
-    values = match.group(1).replace("&quot;", '"')
-    return {key: re.search(rf'"{key}": "([^"]*)"', values).group(1) for key in ("token", "ids")}
+    return live_params(client.get("/").content.decode())
 
 
 def admin_edit(admin_client, task: VideoTask, **changes) -> None:

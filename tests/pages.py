@@ -1,0 +1,23 @@
+"""Helpers for tests that read the dashboard's pages through Django's test client."""
+
+from __future__ import annotations
+
+import re
+
+from videos.models import VideoTask
+
+HX = {"HX-Request": "true"}
+
+
+def make_task(owner, task_id="video_1", **fields) -> VideoTask:
+    return VideoTask.objects.create(owner=owner, task_id=task_id, **fields)
+
+
+def live_params(html: str) -> dict[str, str]:
+    """The token and ids the page would send with its next refresh."""
+    match = re.search(r'id="live"[^>]*hx-vals="([^"]*)"', html)
+    assert match, "the page does not poll"
+    values = match.group(1).replace("&quot;", '"')
+    token = re.search(r'"token": "([^"]*)"', values).group(1)
+    ids = re.search(r'"ids": "([^"]*)"', values).group(1)
+    return {"token": token, "ids": ids}
