@@ -45,6 +45,25 @@ def s3_endpoint():
     server.wait(timeout=10)
 
 
+def store_in_bucket(settings, endpoint: str, name: str) -> None:
+    """Make the S3 server's bucket `name` Django's default storage for this test."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": name,
+                "endpoint_url": endpoint,
+                "region_name": "us-east-1",
+                "access_key": "test",
+                "secret_key": "test",
+                "default_acl": None,
+                "file_overwrite": False,
+            },
+        },
+    }
+
+
 @pytest.fixture
 def bucket(settings, s3_endpoint, monkeypatch):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no metadata lookups, ever
@@ -57,21 +76,7 @@ def bucket(settings, s3_endpoint, monkeypatch):
     )
     name = f"kept-{time.monotonic_ns()}"
     s3.create_bucket(Bucket=name)
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": name,
-                "endpoint_url": s3_endpoint,
-                "region_name": "us-east-1",
-                "access_key": "test",
-                "secret_key": "test",
-                "default_acl": None,
-                "file_overwrite": False,
-            },
-        },
-    }
+    store_in_bucket(settings, s3_endpoint, name)
     # Django's setting_changed handler swaps default_storage over (and back afterwards).
     return s3, name
 

@@ -6,38 +6,21 @@ settings, which always install the app) against a throwaway SQLite file.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests import test_settings
+from tests.test_settings import PRODUCTION
 
-PRODUCTION = {
-    "SECRET_KEY": "k3y-" + "a1B2c3D4e5F6g7H8i9J0" * 3,
-    "ALLOWED_HOSTS": "videos.example.com",
-    "VIDEO_API_BASE_URL": "https://gateway.example.com/v1",
-    "VIDEO_API_KEY": "sk-production-like",
-}
 SANDBOX = {"VIDEO_SANDBOX": "1"}
 
 
 def manage(database: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE")
-        and not k.startswith(("VIDEO_", "DATABASE_", "EMAIL_", "LOGIN_", "TRUSTED_PROXY"))
-    }
-    clean.update(
-        DJANGO_SETTINGS_MODULE="dashboard.settings", DATABASE_URL=f"sqlite:///{database}", **PRODUCTION, **env
-    )
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
-    )
+    """manage.py with production settings, on a throwaway SQLite file."""
+    return test_settings.manage(*args, DATABASE_URL=f"sqlite:///{database}", **{**PRODUCTION, **env})
 
 
 def migrate(database: Path, *args: str, **env: str) -> None:

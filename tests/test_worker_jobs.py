@@ -176,21 +176,7 @@ def test_an_s3_error_fails_the_round_and_the_next_round_copies(
 
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     name = f"missing-{time.monotonic_ns()}"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "storages.backends.s3.S3Storage",
-            "OPTIONS": {
-                "bucket_name": name,  # not created yet: S3 answers NoSuchBucket
-                "endpoint_url": s3_endpoint,
-                "region_name": "us-east-1",
-                "access_key": "test",
-                "secret_key": "test",
-                "default_acl": None,
-                "file_overwrite": False,
-            },
-        },
-    }
+    test_keep_s3.store_in_bucket(settings, s3_endpoint, name)  # not created yet: S3 answers NoSuchBucket
     task = finished(configured, owner, "s3_later")
     worker = Worker(
         Poller(VideoAPIClient(configured.base_url, "sk-jobs")), keep_copies=True, timing=Timing(backoff=0.5)
