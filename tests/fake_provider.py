@@ -78,6 +78,10 @@ class FakeProvider:
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
+            # socketserver's default backlog of 5 drops connections when a poller's threads
+            # all connect at once on a busy machine (a SYN retried a second later, past a
+            # test's connect timeout): a test of ours, not of the provider, would fail.
+            request_queue_size = 128
 
             def handle_error(self, request: Any, client_address: Any) -> None:
                 pass  # resets and aborted reads are the point of some tests
