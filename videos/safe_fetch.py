@@ -368,20 +368,12 @@ class Download:
                 try:
                     chunk = stream.response.read1(chunk_size)
                 except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
-                    if stream.watchdog.expired or stream.watchdog.remaining() <= 0:
-                        raise _too_slow(stream.deadline, stream.response.status) from None
-                    raise FetchFailed(
-                        f"{stream.host} stopped sending for over {stream.read_timeout:g} s.",
-                        status_code=stream.response.status,
-                        transient=True,
+                    raise _read_failure(
+                        stream, f"{stream.host} stopped sending for over {stream.read_timeout:g} s."
                     ) from None
                 except (urllib3.exceptions.HTTPError, HTTPException, OSError):
-                    if stream.watchdog.expired:
-                        raise _too_slow(stream.deadline, stream.response.status) from None
-                    raise FetchFailed(
-                        f"The connection to {stream.host} broke during the download.",
-                        status_code=stream.response.status,
-                        transient=True,
+                    raise _read_failure(
+                        stream, f"The connection to {stream.host} broke during the download."
                     ) from None
                 if not chunk:
                     if stream.watchdog.expired:
@@ -416,6 +408,13 @@ class Download:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _read_failure(stream: _Stream, reason: str) -> FetchFailed:
+    """A body read failed: past the deadline whatever the symptom, else `reason`."""
+    if stream.watchdog.expired or stream.watchdog.remaining() <= 0:
+        return _too_slow(stream.deadline, stream.response.status)
+    return FetchFailed(reason, status_code=stream.response.status, transient=True)
 
 
 def _too_slow(deadline: float, status_code: int | None) -> FetchFailed:
