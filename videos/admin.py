@@ -12,23 +12,7 @@ from videos.models import ProviderState, Submission, TaskEvent, VideoTask, Worke
 # poller do not fight over them. Grouped as the change page shows them. Status and progress
 # are the exception, for an operator's fix (a task stuck at the provider, marked failed):
 # the poller never writes over a finished task, and progress only ever goes up.
-PROVIDER_FIELDS = (
-    "status",
-    "raw_status",
-    "progress",
-    "model",
-    "seconds",
-    "size",
-    "url",
-    "error_code",
-    "error_message",
-    "metadata",
-    "remote_created_at",
-    "completed_at",
-    "expires_at",
-    "processing_started_at",
-    "eta_at",
-)
+PROVIDER_FIELDS = VideoTask.PROVIDER_FIELDS
 KEPT_FIELDS = (
     "keep_state",
     "kept_file",

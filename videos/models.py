@@ -322,25 +322,30 @@ class VideoTask(models.Model):
     # open page's refresh compares (VideoTaskQuerySet.fingerprint, live_token). The other
     # fields are bookkeeping (the poll schedule, lease, counters, the raw payload) and a
     # write of only those stays silent, so an idle page's refresh stays empty.
+    #
+    # What the provider's answers set, in the order the admin shows it.
+    PROVIDER_FIELDS = (
+        "status",
+        "raw_status",
+        "progress",
+        "model",
+        "seconds",
+        "size",
+        "url",
+        "error_code",
+        "error_message",
+        "metadata",
+        "remote_created_at",
+        "completed_at",
+        "expires_at",
+        "processing_started_at",
+        "eta_at",
+    )
     DISPLAYED_FIELDS = frozenset(
         {
             "task_id",
             "label",
-            "status",
-            "raw_status",
-            "progress",
-            "model",
-            "seconds",
-            "size",
-            "url",
-            "error_code",
-            "error_message",
-            "metadata",
-            "remote_created_at",
-            "completed_at",
-            "expires_at",
-            "processing_started_at",
-            "eta_at",
+            *PROVIDER_FIELDS,
             "last_error",
             "polling_stopped",
             "remixed_from",
