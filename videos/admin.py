@@ -14,12 +14,7 @@ from videos.models import ProviderState, Submission, TaskEvent, VideoTask, Worke
 # the poller never writes over a finished task, and progress only ever goes up.
 PROVIDER_FIELDS = VideoTask.PROVIDER_FIELDS
 KEPT_FIELDS = (
-    "keep_state",
-    "kept_file",
-    "kept_thumbnail",
-    "kept_bytes",
-    "kept_at",
-    "keep_error",
+    *VideoTask.KEPT_FIELDS,
     "keep_attempts",
     "next_keep_at",
     "remixed_from",

@@ -341,6 +341,8 @@ class VideoTask(models.Model):
         "processing_started_at",
         "eta_at",
     )
+    # Where the kept copy stands, as the pages show it.
+    KEPT_FIELDS = ("keep_state", "kept_file", "kept_thumbnail", "kept_bytes", "kept_at", "keep_error")
     DISPLAYED_FIELDS = frozenset(
         {
             "task_id",
@@ -350,12 +352,7 @@ class VideoTask(models.Model):
             "polling_stopped",
             "remixed_from",
             "remote_deleted_at",
-            "keep_state",
-            "kept_file",
-            "kept_thumbnail",
-            "kept_bytes",
-            "kept_at",
-            "keep_error",
+            *KEPT_FIELDS,
         }
     )
 
