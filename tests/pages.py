@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import re
 
-from videos.models import VideoTask
+from videos.models import Status, VideoTask
 
 HX = {"HX-Request": "true"}
 
 
 def make_task(owner, task_id="video_1", **fields) -> VideoTask:
     return VideoTask.objects.create(owner=owner, task_id=task_id, **fields)
+
+
+def finished(owner, task_id="video/dl+1=", **fields) -> VideoTask:
+    """A completed task. The default ID needs percent-encoding, so every use exercises it."""
+    return VideoTask.objects.create(
+        owner=owner, task_id=task_id, status=Status.COMPLETED, progress=100, **fields
+    )
 
 
 def live_params(html: str) -> dict[str, str]:

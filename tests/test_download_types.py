@@ -25,7 +25,8 @@ from django.utils import timezone
 
 from tests.fake_provider import PROVIDER_KEY as KEY
 from tests.fake_provider import Reply
-from tests.test_downloads import body, finished
+from tests.pages import finished
+from tests.test_downloads import body
 from videos import downloads
 from videos.models import KeepState, VideoTask
 from videos.safe_fetch import FetchFailed

@@ -10,15 +10,10 @@ from django.utils import timezone
 
 from tests.fake_provider import PROVIDER_KEY as KEY
 from tests.fake_provider import Reply
+from tests.pages import finished
 from videos.models import Status, VideoTask
 
 VIDEO_BYTES = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 400
-
-
-def finished(owner, task_id="video/dl+1=", **fields) -> VideoTask:
-    return VideoTask.objects.create(
-        owner=owner, task_id=task_id, status=Status.COMPLETED, progress=100, **fields
-    )
 
 
 def body(response) -> bytes:

@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.fake_provider import Reply, video
+from tests.pages import make_task as track
 from videos.client import VideoAPIClient
 from videos.models import ProviderState, Status, TaskEvent, VideoTask
 from videos.polling import MAX_BACKOFF, Poller, backoff_delay, steady_delay
@@ -23,10 +24,6 @@ def poller(provider, db):
     poller = Poller(client, interval=5.0, concurrency=4, rng=lambda: 0.5)
     yield poller
     poller.close()
-
-
-def track(owner, task_id: str, **fields) -> VideoTask:
-    return VideoTask.objects.create(owner=owner, task_id=task_id, **fields)
 
 
 def make_due(*tasks: VideoTask) -> None:

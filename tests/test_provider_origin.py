@@ -10,8 +10,9 @@ import pytest
 
 from tests.fake_provider import PROVIDER_KEY as KEY
 from tests.fake_provider import FakeProvider, Reply
+from tests.pages import finished
 from videos import keep
-from videos.models import KeepState, Status, VideoTask
+from videos.models import KeepState, VideoTask
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
 
@@ -28,12 +29,6 @@ def receiver():
 def configured(configured, settings):
     settings.VIDEO_DOWNLOAD_DEADLINE = 2.0
     return configured
-
-
-def finished(owner, task_id: str, **fields) -> VideoTask:
-    return VideoTask.objects.create(
-        owner=owner, task_id=task_id, status=Status.COMPLETED, progress=100, **fields
-    )
 
 
 def test_a_link_to_another_port_of_the_providers_host_is_refused(configured, receiver, signed_in, owner):
