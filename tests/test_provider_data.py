@@ -59,6 +59,11 @@ def entry(task_id, seconds_after: float, submission: Submission, **extra) -> dic
     }
 
 
+def list_page(*data, **fields) -> Reply:
+    """A 200 answer to GET /videos: `data` as the page, and whatever else it should say."""
+    return Reply(200, {"object": "list", "data": list(data), **fields})
+
+
 def list_requests(provider) -> list:
     return [seen for seen in provider.requests if seen.task_id == "GET /videos"]
 
@@ -95,7 +100,7 @@ def test_a_poisoned_list_still_reconciles_the_genuine_video(provider, client, ow
     twin = entry("video_genuine", 2, submission, model="x" * 1000)  # a repeat: the first wins
     provider.script(
         "GET /videos",
-        Reply(200, {"object": "list", "data": [*poisoned, genuine, twin], "has_more": False}),
+        list_page(*poisoned, genuine, twin, has_more=False),
     )
     with caplog.at_level(logging.WARNING, logger="videos.submissions"):
         assert reconcile(client) == 1
@@ -119,8 +124,8 @@ def test_list_cursors_of_the_wrong_type_are_not_followed(provider, client, owner
     provider.script(
         "GET /videos",
         # "false" is a true value in Python, and the cursor is no ID: read one page only.
-        Reply(200, {"object": "list", "data": [far], "has_more": "false", "last_id": {"$gt": ""}}),
-        Reply(200, {"object": "list", "data": [], "has_more": False}),
+        list_page(far, has_more="false", last_id={"$gt": ""}),
+        list_page(has_more=False),
     )
     reconcile(client)
     assert len(list_requests(provider)) == 1
@@ -128,14 +133,8 @@ def test_list_cursors_of_the_wrong_type_are_not_followed(provider, client, owner
 
 def test_a_cursor_that_does_not_move_ends_the_read(provider, client, owner):
     submission = lost_create(owner)
-    same_page = Reply(
-        200,
-        {
-            "object": "list",
-            "data": [entry("video_looping", 1, submission, prompt="Not it")],
-            "has_more": True,
-            "last_id": "video_looping",
-        },
+    same_page = list_page(
+        entry("video_looping", 1, submission, prompt="Not it"), has_more=True, last_id="video_looping"
     )
     provider.script("GET /videos", same_page)
     reconcile(client)
@@ -146,16 +145,8 @@ def test_a_cursor_that_does_not_move_ends_the_read(provider, client, owner):
 
 def test_a_bad_last_id_falls_back_to_the_last_usable_entry(provider, client, owner):
     submission = lost_create(owner)
-    first = Reply(
-        200,
-        {
-            "object": "list",
-            "data": [entry("video_page1", 1, submission, prompt="Not it")],
-            "has_more": True,
-            "last_id": "y" * 300,
-        },
-    )
-    second = Reply(200, {"object": "list", "data": [entry("video_found", 2, submission)], "has_more": False})
+    first = list_page(entry("video_page1", 1, submission, prompt="Not it"), has_more=True, last_id="y" * 300)
+    second = list_page(entry("video_found", 2, submission), has_more=False)
     provider.script("GET /videos", first, second)
     assert reconcile(client) == 1
     cursors = [parse_qs(urlsplit(seen.raw_path).query).get("after") for seen in list_requests(provider)]
@@ -170,7 +161,7 @@ def test_a_huge_page_is_read_only_as_far_as_was_asked(provider, client, owner, m
     real_normalize = submissions.normalize
     monkeypatch.setattr(submissions, "normalize", lambda payload: read.append(1) or real_normalize(payload))
     flood = [{"id": f"video_{i}", "prompt": "Not it"} for i in range(20_000)]
-    provider.script("GET /videos", Reply(200, {"object": "list", "data": flood, "has_more": False}))
+    provider.script("GET /videos", list_page(*flood, has_more=False))
     reconcile(client)
     assert len(read) <= LIST_PAGE_SIZE
     submission.refresh_from_db()
