@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
 
@@ -52,14 +52,12 @@ class Seen:
 PROVIDER_KEY = "sk-fake-provider-key-0123456789"
 
 
-class FakeProvider:
-    PREFIX = "/v1/videos/"
+class LoopbackServer:
+    """A threaded HTTP/1.1 server on a free loopback port; every GET, POST and DELETE goes
+    to `_handle(handler)`, which subclasses write."""
 
     def __init__(self) -> None:
-        self.scripts: dict[str, list[Reply]] = {}
-        self.requests: list[Seen] = []
-        self._lock = threading.Lock()
-        provider = self
+        owner = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -68,13 +66,13 @@ class FakeProvider:
                 pass
 
             def do_GET(self) -> None:
-                provider._handle(self)
+                owner._handle(self)
 
             def do_POST(self) -> None:
-                provider._handle(self)
+                owner._handle(self)
 
             def do_DELETE(self) -> None:
-                provider._handle(self)
+                owner._handle(self)
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
@@ -84,7 +82,7 @@ class FakeProvider:
             request_queue_size = 128
 
             def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # resets and aborted reads are the point of some tests
+                pass  # resets, aborted reads and clients going away are the point of some tests
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -93,13 +91,26 @@ class FakeProvider:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
-    def start(self) -> FakeProvider:
+    def start(self) -> Self:
         self.thread.start()
         return self
 
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        raise NotImplementedError
+
+
+class FakeProvider(LoopbackServer):
+    PREFIX = "/v1/videos/"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: dict[str, list[Reply]] = {}
+        self.requests: list[Seen] = []
+        self._lock = threading.Lock()
 
     def script(self, task_id: str, *replies: Reply) -> None:
         with self._lock:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from django.core.files.base import ContentFile
@@ -24,7 +23,7 @@ from django.test import Client
 from django.utils import timezone
 
 from tests.fake_provider import PROVIDER_KEY as KEY
-from tests.fake_provider import Reply
+from tests.fake_provider import LoopbackServer, Reply
 from tests.pages import finished
 from tests.test_downloads import body
 from videos import downloads
@@ -208,53 +207,26 @@ def test_kept_copies_are_served_as_the_variant_whatever_their_stored_name(config
     assert configured.requests == []
 
 
-class GatedProvider:
+class GatedProvider(LoopbackServer):
     """A provider on loopback whose answers can wait on `gate`, by the link's first folder:
     `hang` before the status line, `stall` halfway through the body; `ok` answers at once,
     `error` with a 500, `short` promises more body than it sends."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.gate = threading.Event()
         self.paths: list[str] = []
         self._arrived = threading.Condition()
-        gated = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                gated._answer(self)
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request: Any, client_address: Any) -> None:
-                pass  # clients that go away mid-body are the point of some tests
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def start(self) -> GatedProvider:
-        self.thread.start()
-        return self
 
     def stop(self) -> None:
         self.gate.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().stop()
 
     def wait_for_requests(self, count: int) -> None:
         with self._arrived:
             assert self._arrived.wait_for(lambda: len(self.paths) >= count, timeout=WAIT), self.paths
 
-    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         kind = handler.path.split("/")[2]  # /v1/<kind>/...
         with self._arrived:
             self.paths.append(handler.path)
