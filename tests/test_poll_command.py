@@ -53,6 +53,18 @@ def run_command(provider, *args: str, **env: str) -> subprocess.CompletedProcess
     )
 
 
+def start_worker(provider, *, merge_stderr: bool = False, **env: str) -> subprocess.Popen:
+    """`manage.py poll_videos` running, as a platform starts the worker process."""
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "poll_videos"],
+        cwd=ROOT,
+        env=command_env(provider, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+        text=True,
+    )
+
+
 @pytest.mark.django_db(transaction=True)
 def test_once_polls_the_due_tasks_and_exits_0(provider, owner):
     done = VideoTask.objects.create(owner=owner, task_id="cmd-done")
@@ -108,14 +120,7 @@ def test_a_signal_stops_the_loop_promptly_and_hands_back_in_flight_work(provider
     stuck = VideoTask.objects.create(owner=owner, task_id="stuck", status=Status.PROCESSING)
     # The provider holds this request far longer than a platform's grace period.
     provider.script("stuck", Reply(200, {"status": "completed"}, delay=20))
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "poll_videos"],
-        cwd=ROOT,
-        env=command_env(provider),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_worker(provider)
     try:
         deadline = time.monotonic() + 30
         while not provider.requests_for("stuck"):
@@ -144,14 +149,7 @@ def test_the_loop_keeps_polling_until_the_task_finishes(provider, owner):
     provider.script(
         "loop", video("loop", "queued", 0), video("loop", "in_progress", 50), video("loop", "completed", 100)
     )
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "poll_videos"],
-        cwd=ROOT,
-        env=command_env(provider, VIDEO_POLL_INTERVAL="0.2"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_worker(provider, VIDEO_POLL_INTERVAL="0.2")
     try:
         deadline = time.monotonic() + 30
         while task.status != Status.COMPLETED and time.monotonic() < deadline:
@@ -229,14 +227,7 @@ def test_on_sqlite_a_second_worker_waits_for_the_first(provider, owner):
     provider.script("shared", video("shared", "in_progress", 10))
 
     def start() -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "manage.py", "poll_videos"],
-            cwd=ROOT,
-            env=command_env(provider),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        return start_worker(provider, merge_stderr=True)
 
     first = start()
     try:
