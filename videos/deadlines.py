@@ -49,6 +49,11 @@ class Deadline:
     def remaining(self) -> float:
         return self.at - time.monotonic()
 
+    @property
+    def passed(self) -> bool:
+        """Whether the deadline has come, whether or not the watchdog has fired yet."""
+        return self.expired or self.remaining() <= 0
+
     def attach(self, sock: socket.socket | None) -> None:
         """Shut `sock`'s connection down when the deadline passes (at once if it already has)."""
         if sock is None or sock.fileno() == -1:

@@ -331,14 +331,14 @@ class Poller:
         overdue = [pk for pk, at in list(self._sent_at.items()) if at < cutoff and pk in in_flight]
         if not overdue:
             return 0
-        retry_at = timezone.now() + timedelta(seconds=backoff_delay(self.interval, 1, self.rng))
-        by_token: dict[Any, list[int]] = {}
+        tasks = []
         for pk in overdue:
             self._sent_at.pop(pk, None)
-            task = in_flight.pop(pk)
-            by_token.setdefault(task.lease_token, []).append(pk)
+            tasks.append(task := in_flight.pop(pk))
             logger.warning("task %s (%s): no answer past the request deadline; handed back", pk, task.task_id)
-        return sum(VideoTask.objects.release(token, pks, retry_at) for token, pks in by_token.items())
+        return self._release(
+            tasks, timezone.now() + timedelta(seconds=backoff_delay(self.interval, 1, self.rng))
+        )
 
     def _provider_blocked(self) -> bool:
         return self._provider is not None and self._provider.is_blocked_for(self.fingerprint)
@@ -356,6 +356,11 @@ class Poller:
         when, spread = now, timedelta(0)
         if state is not None and state.is_paused(now):
             when, spread = state.paused_until, self._release_spread(state.paused_until - now)
+        return self._release(tasks, when, spread=spread)
+
+    def _release(self, tasks: list[VideoTask], when: datetime, *, spread: timedelta = timedelta(0)) -> int:
+        """Hand `tasks` back under the lease each was claimed with, due at `when` (spread
+        over `spread` after it). Returns how many were still this worker's to hand back."""
         by_token: dict[Any, list[int]] = {}
         for task in tasks:
             by_token.setdefault(task.lease_token, []).append(task.pk)
@@ -430,8 +435,9 @@ class Poller:
 
     def _release_after_error(self, task: VideoTask) -> None:
         try:
-            retry_at = timezone.now() + timedelta(seconds=backoff_delay(self.interval, 3, self.rng))
-            VideoTask.objects.release(task.lease_token, [task.pk], retry_at)
+            self._release(
+                [task], timezone.now() + timedelta(seconds=backoff_delay(self.interval, 3, self.rng))
+            )
         except DatabaseError:
             logger.exception("task %s: could not hand it back either; its lease will expire", task.pk)
 

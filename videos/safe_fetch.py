@@ -412,7 +412,7 @@ class Download:
 
 def _read_failure(stream: _Stream, reason: str) -> FetchFailed:
     """A body read failed: past the deadline whatever the symptom, else `reason`."""
-    if stream.watchdog.expired or stream.watchdog.remaining() <= 0:
+    if stream.watchdog.passed:
         return _too_slow(stream.deadline, stream.response.status)
     return FetchFailed(reason, status_code=stream.response.status, transient=True)
 
@@ -702,7 +702,7 @@ class SafeFetcher:
         """The FetchFailed for a failed request, or None to let `exc` through unchanged."""
         if isinstance(exc, FetchError):
             return None
-        if watchdog.expired or watchdog.remaining() <= 0:
+        if watchdog.passed:
             # Whatever the symptom (a reset, a closed socket, a timeout), the cause is the clock.
             if isinstance(exc, Exception):
                 return self._no_headers()
