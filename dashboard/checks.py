@@ -1,9 +1,11 @@
-"""Start-up checks for the deployment's own configuration (email)."""
+"""Start-up checks for the deployment's own configuration (email, encryption keys)."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.checks import Warning, register
+
+from dashboard.encryption import GENERATE_KEY_COMMAND
 
 DJANGO_DEFAULT_FROM_EMAIL = "webmaster@localhost"
 
@@ -30,3 +32,20 @@ def check_email_configuration(app_configs, **kwargs) -> list:
             )
         ]
     return []
+
+
+@register("dashboard", deploy=True)
+def check_encryption_keys(app_configs, **kwargs) -> list:
+    if settings.VIDEO_ENCRYPTION_KEYS:
+        return []
+    return [
+        Warning(
+            "VIDEO_ENCRYPTION_KEYS is not set: keys are derived from SECRET_KEY; rotating SECRET_KEY "
+            "without SECRET_KEY_FALLBACKS makes stored provider keys unreadable.",
+            hint=(
+                "Set VIDEO_ENCRYPTION_KEYS to a Fernet key, generated with: "
+                f"{GENERATE_KEY_COMMAND} (then run `python manage.py reencrypt`)."
+            ),
+            id="dashboard.W003",
+        )
+    ]

@@ -12,6 +12,7 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from dashboard.encryption import validated_keys
 from dashboard.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -28,6 +29,9 @@ if not SECRET_KEY:
         )
     # Only ever used with DEBUG on, on a developer's machine.
     SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105
+# Earlier SECRET_KEYs, still accepted for signatures (sessions, reset links) and, when
+# VIDEO_ENCRYPTION_KEYS is unset, still able to decrypt the provider keys stored under them.
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -248,6 +252,11 @@ LOGGING = {
 # The video provider: an OpenAI-compatible /v1/videos API behind a base URL and a key.
 VIDEO_API_BASE_URL = env_str("VIDEO_API_BASE_URL").rstrip("/")
 VIDEO_API_KEY = env_str("VIDEO_API_KEY")
+# Fernet keys that encrypt secrets stored in the database (provider connections' keys),
+# comma-separated: the first encrypts, all decrypt, so a key is rotated by putting the new
+# one first, running `manage.py reencrypt`, then dropping the old one. Empty: one key is
+# derived from SECRET_KEY (and SECRET_KEY_FALLBACKS), which `check --deploy` warns about.
+VIDEO_ENCRYPTION_KEYS = validated_keys("VIDEO_ENCRYPTION_KEYS", env_list("VIDEO_ENCRYPTION_KEYS"))
 VIDEO_POLL_INTERVAL = env_float("VIDEO_POLL_INTERVAL", 5.0, minimum=0.1, maximum=3600)
 VIDEO_API_TIMEOUT = env_float("VIDEO_API_TIMEOUT", 20.0, minimum=1, maximum=300)
 VIDEO_API_MAX_RESPONSE_BYTES = env_int("VIDEO_API_MAX_RESPONSE_BYTES", 1_048_576, minimum=1024)

@@ -24,6 +24,8 @@ PRODUCTION = {
     "EMAIL_HOST_USER": "videos",
     "EMAIL_HOST_PASSWORD": "smtp-password",
     "DEFAULT_FROM_EMAIL": "videos@example.com",
+    # A fixed test key: without one, `check --deploy` warns that keys derive from SECRET_KEY.
+    "VIDEO_ENCRYPTION_KEYS": "q3mRPLKtK8oj0kYf3yYk3pBfV6rJ6nH1d0c9ZsX2w4E=",
 }
 
 
