@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     "dashboard.apps.DashboardConfig",
+    "teams",
     "videos",
 ]
 

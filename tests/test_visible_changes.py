@@ -22,7 +22,8 @@ HX = {"HX-Request": "true"}
 # as news: the rest of the model is VideoTask.DISPLAYED_FIELDS.
 BOOKKEEPING = {
     "id",
-    "owner",
+    # A task stays in the workspace it was added to.
+    "workspace",
     "raw_payload",
     "last_polled_at",
     "next_poll_at",

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote, urljoin
 
 import requests
@@ -33,6 +33,9 @@ from videos import deadlines
 from videos.http import REDIRECT_STATUSES, USER_AGENT, Kind, ca_bundle, classify
 from videos.safe_fetch import Download, SafeFetcher, within_prefix
 from videos.scrub import scrubber_for
+
+if TYPE_CHECKING:
+    from teams.models import ProviderConnection
 
 MAX_TASK_ID_LENGTH = 255
 # A wait longer than this from a Retry-After header is a misconfigured gateway, not a plan.
@@ -269,6 +272,22 @@ class VideoAPIClient:
             max_response_bytes=settings.VIDEO_API_MAX_RESPONSE_BYTES,
             pool_size=pool_size,
             max_rps=settings.VIDEO_API_MAX_RPS,
+        )
+
+    @classmethod
+    def for_connection(cls, connection: ProviderConnection | None, *, pool_size: int = 4) -> VideoAPIClient:
+        """A client for a workspace's provider connection (None: the deployment's own, from
+        the settings), with the configured limits and the connection's request ceiling.
+        Raises dashboard.encryption.Unreadable when its stored key cannot be decrypted."""
+        if connection is None:
+            return cls.from_settings(pool_size=pool_size)
+        return cls(
+            connection.base_url,
+            connection.api_key(),
+            timeout=settings.VIDEO_API_TIMEOUT,
+            max_response_bytes=settings.VIDEO_API_MAX_RESPONSE_BYTES,
+            pool_size=pool_size,
+            max_rps=connection.max_rps,
         )
 
     def __repr__(self) -> str:

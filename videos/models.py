@@ -13,10 +13,24 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import F, Q
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.utils import timezone
+
+from teams.models import AuditEntry, Membership, ProviderConnection, Workspace
+from teams.roles import Role
 
 if TYPE_CHECKING:
     from videos.normalize import Snapshot
+
+# The contract names the team models here too (they live in the teams app).
+__all__ = [
+    "AuditEntry",
+    "Membership",
+    "ProviderConnection",
+    "Role",
+    "Workspace",
+]
 
 
 class Status(models.TextChoices):
@@ -52,15 +66,40 @@ class VideoTaskQuerySet(models.QuerySet):
         (VideoTask.DISPLAYED_FIELDS) it also bumps changed_at, so open pages pick the change
         up on their next refresh however it was made: the worker, the keeper, a view, the
         admin or a data fix in a shell. Bookkeeping-only writes stay silent."""
-        if shows_a_change(fields):
-            fields.setdefault("changed_at", timezone.now())
-        return super().update(**fields)
+        if not shows_a_change(fields):
+            return super().update(**fields)
+        fields.setdefault("changed_at", timezone.now())
+        with transaction.atomic(using=self.db):
+            workspaces = set(self.order_by().values_list("workspace_id", flat=True).distinct())
+            updated = super().update(**fields)
+            Workspace.objects.bump(workspaces)
+        return updated
+
+    def bulk_create(self, objs: Iterable[VideoTask], *args: Any, **kwargs: Any) -> list[VideoTask]:
+        """QuerySet.bulk_create, filing tasks made without a workspace in their owner's
+        personal one (as save() does), and telling those workspaces' boards."""
+        objs = list(objs)
+        personal: dict[Any, Workspace] = {}
+        for task in objs:
+            if task.workspace_id is None and task.owner_id is not None:
+                if task.owner_id not in personal:
+                    personal[task.owner_id] = Workspace.objects.personal_for(task.owner)
+                task.workspace = personal[task.owner_id]
+        with transaction.atomic(using=self.db):
+            created = super().bulk_create(objs, *args, **kwargs)
+            Workspace.objects.bump({task.workspace_id for task in objs}, roster=True)
+        return created
 
     def visible_to(self, user: Any) -> VideoTaskQuerySet:
-        """The tasks this user may see: their own. Every page lookup starts here."""
+        """The tasks this user may see: those of every workspace they belong to. Every page
+        lookup starts here (teams.access.task_for); a board narrows it to one workspace."""
         if not getattr(user, "is_authenticated", False):
             return self.none()
-        return self.filter(owner=user)
+        return self.filter(workspace__memberships__user=user)
+
+    def in_workspace(self, workspace: Any) -> VideoTaskQuerySet:
+        """One workspace's tasks: a board, its counts and its live refresh."""
+        return self.filter(workspace=workspace)
 
     def active(self) -> VideoTaskQuerySet:
         """Tasks the provider has not finished yet."""
@@ -114,19 +153,19 @@ class VideoTaskQuerySet(models.QuerySet):
             "max": spent[-1],
         }
 
-    def fingerprint(self) -> str:
-        """A short text that changes whenever a task here is added, removed or changes in a
-        way a page shows. One indexed query; the live refresh compares it to skip work."""
-        row = self.order_by().aggregate(latest=models.Max("changed_at"), n=models.Count("pk"))
-        latest = row["latest"].isoformat() if row["latest"] else "-"
-        return f"{row['n']}~{latest}"
-
     def track(
-        self, owner: Any, entries: list[tuple[str, str]], note: str = ""
+        self,
+        owner: Any,
+        entries: list[tuple[str, str]],
+        note: str = "",
+        *,
+        workspace: Workspace | None = None,
+        connection: ProviderConnection | None = None,
     ) -> tuple[list[VideoTask], list[str]]:
-        """Start tracking (task_id, label) pairs for `owner`.
+        """Start tracking (task_id, label) pairs in `workspace` (default: the owner's
+        personal one) on `connection` (None: the deployment's own), added by `owner`.
 
-        Returns the tasks created and the IDs the owner already tracked (reported, not
+        Returns the tasks created and the IDs the workspace already tracked (reported, not
         duplicated). New tasks have no next_poll_at, so the worker polls them at once.
 
         Safe against a concurrent call with the same IDs (a double-clicked form, two tabs):
@@ -135,9 +174,10 @@ class VideoTaskQuerySet(models.QuerySet):
         a task the unique constraint refuses because the other call inserted it first
         counts as already tracked.
         """
+        workspace = workspace or Workspace.objects.personal_for(owner)
         wanted = list(dict.fromkeys(task_id for task_id, _ in entries))
         labels = dict(reversed(entries))
-        existing = set(self.filter(owner=owner, task_id__in=wanted).values_list("task_id", flat=True))
+        existing = set(self.filter(workspace=workspace, task_id__in=wanted).values_list("task_id", flat=True))
         now = timezone.now()
         created = []
         for task_id in wanted:
@@ -147,6 +187,8 @@ class VideoTaskQuerySet(models.QuerySet):
                 with transaction.atomic():
                     task = VideoTask.objects.create(
                         owner=owner,
+                        workspace=workspace,
+                        connection=connection,
                         task_id=task_id,
                         label=labels[task_id][:200],
                         created_at=now,
@@ -239,6 +281,14 @@ class VideoTaskQuerySet(models.QuerySet):
                 groups.setdefault(frozenset(fields), []).append(task)
             for fields, tasks in groups.items():
                 _update_fields(tasks, sorted(fields))
+            Workspace.objects.bump(
+                {
+                    task.workspace_id
+                    for fields, tasks in groups.items()
+                    if "changed_at" in fields
+                    for task in tasks
+                }
+            )
             events = [
                 event for task, _f, task_events in results if task.pk in written for event in task_events
             ]
@@ -259,7 +309,20 @@ class VideoTaskQuerySet(models.QuerySet):
 
 
 class VideoTask(models.Model):
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="video_tasks")
+    # The workspace the task belongs to (everyone in it sees it) and the person who added it.
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="tasks")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="video_tasks",
+        help_text="Who added the task.",
+    )
+    # The provider it is polled on; None is the deployment's own (VIDEO_API_BASE_URL).
+    # RESTRICT: a connection with tasks is not removed from under them (it would send their
+    # IDs to another provider), but goes with its workspace.
+    connection = models.ForeignKey(
+        ProviderConnection, on_delete=models.RESTRICT, null=True, blank=True, related_name="tasks"
+    )
     task_id = models.CharField("task ID", max_length=255)
     label = models.CharField(max_length=200, blank=True)
 
@@ -319,7 +382,7 @@ class VideoTask(models.Model):
 
     # What the pages show of a task: the dashboard's row and the task page. Writing any of
     # these bumps changed_at (save(), QuerySet.update, save_poll_results), which is what an
-    # open page's refresh compares (VideoTaskQuerySet.fingerprint, live_token). The other
+    # open page's refresh compares (through Workspace.bump and live_token). The other
     # fields are bookkeeping (the poll schedule, lease, counters, the raw payload) and a
     # write of only those stays silent, so an idle page's refresh stays empty.
     #
@@ -347,6 +410,8 @@ class VideoTask(models.Model):
         {
             "task_id",
             "label",
+            "owner",
+            "connection",
             *PROVIDER_FIELDS,
             "last_error",
             "polling_stopped",
@@ -359,7 +424,8 @@ class VideoTask(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
-            models.UniqueConstraint(fields=["owner", "task_id"], name="videotask_unique_per_owner"),
+            # Two workspaces may track the same ID, each on its own.
+            models.UniqueConstraint(fields=["workspace", "task_id"], name="videotask_unique_per_workspace"),
         ]
         indexes = [
             # The poller's "what is due" query (VideoTaskQuerySet.due / claim_due).
@@ -368,16 +434,16 @@ class VideoTask(models.Model):
                 name="videotask_due",
                 condition=Q(status__in=ACTIVE_STATUSES, polling_stopped=False),
             ),
-            # The dashboard: one user's tasks, newest first (keyset pagination).
-            models.Index(fields=["owner", "-created_at", "-id"], name="videotask_owner_recent"),
+            # A board: one workspace's tasks, newest first (keyset pagination)...
+            models.Index(fields=["workspace", "-created_at", "-id"], name="videotask_board_recent"),
+            # ... and the "added by" filter of a board ("mine", a given member).
+            models.Index(fields=["workspace", "owner", "-created_at", "-id"], name="videotask_board_owner"),
             # The keeper's "what is due to copy" query (keep.py).
             models.Index(
                 fields=["next_keep_at"],
                 name="videotask_keep_due",
                 condition=Q(keep_state__in=["waiting", "copying", "failed"]),
             ),
-            # The live refresh: "has anything of this user's changed since X?"
-            models.Index(fields=["owner", "changed_at"], name="videotask_owner_changed"),
         ]
 
     def __str__(self) -> str:
@@ -387,13 +453,23 @@ class VideoTask(models.Model):
         """Model.save, bumping changed_at when the write changes a displayed field: one
         named in `update_fields`, or, for a full save, one that differs from the row."""
         update_fields = kwargs.get("update_fields")
+        adding = self._state.adding
+        changed = adding
+        if self.workspace_id is None and self.owner_id is not None:
+            # Scripts, fixtures and older code create tasks without a workspace.
+            self.workspace = Workspace.objects.personal_for(self.owner)
         if update_fields is not None:
             if shows_a_change(update_fields):
                 self.changed_at = timezone.now()
                 kwargs["update_fields"] = {*update_fields, "changed_at"}
-        elif not self._state.adding and self._differs_from_row(kwargs.get("using")):
+                changed = True
+        elif not adding and self._differs_from_row(kwargs.get("using")):
             self.changed_at = timezone.now()
-        super().save(*args, **kwargs)
+            changed = True
+        with transaction.atomic(using=kwargs.get("using")):
+            super().save(*args, **kwargs)
+            if changed:
+                Workspace.objects.bump([self.workspace_id], roster=adding)
 
     def _differs_from_row(self, using: str | None) -> bool:
         # A full save comes from the admin, a shell or a data fix, never from the worker:
@@ -667,9 +743,10 @@ class TaskEvent(models.Model):
 
 class SubmissionQuerySet(models.QuerySet):
     def visible_to(self, user: Any) -> SubmissionQuerySet:
+        """Attempts in the workspaces this user belongs to."""
         if not getattr(user, "is_authenticated", False):
             return self.none()
-        return self.filter(owner=user)
+        return self.filter(workspace__memberships__user=user)
 
     def to_reconcile(self, now: datetime) -> SubmissionQuerySet:
         """Creates whose answer was lost, due for another look at the provider's list."""
@@ -691,7 +768,12 @@ class Submission(models.Model):
         REJECTED = "rejected", "Refused"
         NOT_CREATED = "not_created", "Not created"
 
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="submissions")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="submissions")
+    # The provider it was sent to; None is the deployment's own.
+    connection = models.ForeignKey(
+        ProviderConnection, on_delete=models.RESTRICT, null=True, blank=True, related_name="submissions"
+    )
     prompt = models.TextField()
     model = models.CharField(max_length=100, blank=True)
     seconds = models.CharField(max_length=16, blank=True)
@@ -724,6 +806,11 @@ class Submission(models.Model):
 
     def __str__(self) -> str:
         return self.prompt[:60]
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.workspace_id is None and self.owner_id is not None:
+            self.workspace = Workspace.objects.personal_for(self.owner)
+        super().save(*args, **kwargs)
 
     def mark_created(self, task: VideoTask) -> None:
         self.state = self.State.CREATED
@@ -866,7 +953,12 @@ class ProviderState(models.Model):
     fingerprint differs) or an operator resumes it from the admin.
     """
 
-    base_url = models.CharField(max_length=500, unique=True)
+    # The deployment's own provider has one row by base URL (connection None); each
+    # workspace connection has its own, so one team's pause or block never holds another's.
+    base_url = models.CharField(max_length=500)
+    connection = models.OneToOneField(
+        ProviderConnection, on_delete=models.CASCADE, null=True, blank=True, related_name="state"
+    )
     paused_until = models.DateTimeField(null=True, blank=True)
     blocked_reason = models.CharField(max_length=300, blank=True)
     blocked_at = models.DateTimeField(null=True, blank=True)
@@ -875,9 +967,23 @@ class ProviderState(models.Model):
 
     class Meta:
         verbose_name = "provider"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["base_url"], condition=Q(connection__isnull=True), name="providerstate_default_unique"
+            ),
+        ]
 
     def __str__(self) -> str:
-        return self.base_url
+        return f"{self.connection.workspace}: {self.connection}" if self.connection_id else self.base_url
+
+    @classmethod
+    def for_connection(cls, connection: ProviderConnection | None, base_url: str) -> ProviderState:
+        """The state row of `connection` (None: the deployment's own provider at `base_url`)."""
+        if connection is None:
+            state, _ = cls.objects.get_or_create(base_url=base_url, connection=None)
+        else:
+            state, _ = cls.objects.get_or_create(connection=connection, defaults={"base_url": base_url})
+        return state
 
     def is_blocked_for(self, fingerprint: str) -> bool:
         return bool(self.blocked_reason) and self.blocked_key_fingerprint == fingerprint
@@ -950,3 +1056,9 @@ class ProviderState(models.Model):
                 "updated_at",
             ]
         )
+
+
+@receiver(post_delete, sender=VideoTask, dispatch_uid="videos.task_removed")
+def _task_removed(sender: Any, instance: VideoTask, **kwargs: Any) -> None:
+    # However a task goes (stop tracking, the admin, a cascade), its board hears of it.
+    Workspace.objects.bump([instance.workspace_id], roster=True)

@@ -29,7 +29,7 @@ from videos.client import (
     VideoAPIClient,
     validate_task_id,
 )
-from videos.models import Submission, TaskEvent, VideoTask
+from videos.models import ProviderConnection, Submission, TaskEvent, VideoTask, Workspace
 from videos.normalize import Snapshot, normalize, parse_seconds
 from videos.scrub import scrub, scrub_json
 
@@ -60,11 +60,21 @@ class VideoRequest:
 
 
 def submit(
-    owner: Any, request: VideoRequest, client: VideoAPIClient, remix_of: VideoTask | None = None
+    owner: Any,
+    request: VideoRequest,
+    client: VideoAPIClient,
+    remix_of: VideoTask | None = None,
+    *,
+    workspace: Workspace | None = None,
+    connection: ProviderConnection | None = None,
 ) -> Submission:
-    """Send one create (or a remix of `remix_of`) and record the outcome. Never retries."""
+    """Send one create (or a remix of `remix_of`) with `client` (the client of
+    `connection`, None for the deployment's own) and record the outcome in `workspace`
+    (default: the owner's personal one). Never retries."""
     submission = Submission.objects.create(
         owner=owner,
+        workspace=workspace or Workspace.objects.personal_for(owner),
+        connection=connection,
         prompt=request.prompt,
         model=request.model,
         seconds=request.seconds,
@@ -163,9 +173,11 @@ def _track(submission: Submission, task_id: str, payload: dict[str, Any] | None)
     now = timezone.now()
     with transaction.atomic():
         task, created = VideoTask.objects.get_or_create(
-            owner=submission.owner,
+            workspace=submission.workspace,
             task_id=task_id,
             defaults={
+                "owner": submission.owner,
+                "connection": submission.connection,
                 "label": submission.prompt[:200],
                 "remixed_from": submission.remix_of,
                 "created_at": now,

@@ -1,12 +1,24 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from videos import views
 
 app_name = "videos"
 
+# A workspace's board and its forms, by the workspace's slug, so a link opens the same
+# thing for a teammate. The same views without a slug act on the person's current
+# workspace (the one "/" shows).
+board_urls = [
+    path("", views.dashboard, name="board"),
+    path("live/", views.dashboard_live, name="board_live"),
+    path("track/", views.track_tasks, name="board_track"),
+    path("videos/new/", views.new_video, name="board_new_video"),
+    path("status/", views.worker_status, name="board_status"),
+]
+
 urlpatterns = [
+    path("w/<slug:slug>/", include(board_urls)),
     path("", views.dashboard, name="dashboard"),
     path("tasks/live/", views.dashboard_live, name="dashboard_live"),
     path("tasks/track/", views.track_tasks, name="track_tasks"),

@@ -1,21 +1,25 @@
-"""The dashboard's pages and htmx fragments. Every lookup goes through
-`VideoTask.objects.visible_to(request.user)`: another user's task is a 404, never a 403."""
+"""The dashboard's pages and htmx fragments. What the signed-in person may see and do is
+decided in teams.access, by their role in the workspace: a board or task outside their
+workspaces is a 404, an action their role does not allow a 403."""
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 
+from teams.access import membership_for, task_for
+from teams.models import Membership
+from teams.roles import Action
 from videos import downloads
 from videos.client import NotFound, ProviderError, VideoAPIClient
 from videos.forms import CreateVideoForm, RemixForm, TrackTasksForm
@@ -27,16 +31,23 @@ from videos.worker_status import WorkerStatus
 
 # How often a page with unfinished tasks asks for news (seconds).
 LIVE_EVERY = 3
+# How far before a page's time the live refresh looks for changed rows: writers stamp a
+# change before their transaction commits, so a change can land with an earlier time than
+# one already seen.
+CLOCK_SLACK = timedelta(seconds=5)
 
 
-def _dashboard_context(request: HttpRequest, listing: Listing) -> dict:
-    tasks = VideoTask.objects.visible_to(request.user)
+def _dashboard_context(membership: Membership, listing: Listing) -> dict:
+    workspace = membership.workspace
+    tasks = VideoTask.objects.in_workspace(workspace)
     page = listing.page(tasks)
     return {
+        "workspace": workspace,
+        "membership": membership,
         "listing": listing,
         "page": page,
         "counts": tasks.status_counts(),
-        "live": _live_attrs(tasks.fingerprint(), page.ids) if page.any_active else None,
+        "live": _live_attrs(workspace.live_token(), page.ids) if page.any_active else None,
         "live_every": LIVE_EVERY,
     }
 
@@ -47,15 +58,17 @@ def _live_attrs(token: str, ids: str) -> str:
 
 @require_GET
 @login_required
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: HttpRequest, slug: str | None = None) -> HttpResponse:
+    membership = membership_for(request.user, slug)
+    membership.mark_used()
     listing = Listing.from_query(request.GET)
     for problem in listing.problems:
         messages.warning(request, problem)
-    context = _dashboard_context(request, listing)
+    context = _dashboard_context(membership, listing)
     context["form"] = TrackTasksForm()
     context["create_form"] = CreateVideoForm()
-    context["submissions"] = _open_submissions(request)
-    context["kept"] = VideoTask.objects.visible_to(request.user).kept_storage()
+    context["submissions"] = _open_submissions(membership)
+    context["kept"] = VideoTask.objects.in_workspace(membership.workspace).kept_storage()
     context["worker"] = WorkerStatus.current()
     context["status_choices"] = Status.choices
     return render(request, "videos/dashboard.html", context)
@@ -63,23 +76,27 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def dashboard_live(request: HttpRequest) -> HttpResponse:
+def dashboard_live(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     """The dashboard's refresh: nothing (204) when nothing changed, else the changed rows.
 
-    An unchanged refresh costs one indexed aggregate query and renders no template.
+    An unchanged refresh costs one lookup of the membership and its workspace by index,
+    whatever the number of tasks, and renders no template.
     """
-    tasks = VideoTask.objects.visible_to(request.user)
-    token = tasks.fingerprint()
+    membership = membership_for(request.user, slug)
+    workspace = membership.workspace
+    token = workspace.live_token()
     client_token = request.GET.get("token", "")
     if token == client_token:
         return HttpResponse(status=204)
 
+    tasks = VideoTask.objects.in_workspace(workspace)
     listing = Listing.from_query(request.GET)
     shown = _parse_ids(request.GET.get("ids", ""))
     since = _token_time(client_token)
-    if since and shown and client_token.partition("~")[0] == token.partition("~")[0]:
-        # The same tasks as before, some changed: send only their rows.
-        rows = list(tasks.filter(pk__in=shown, changed_at__gt=since))
+    if since and shown and _roster(client_token) == _roster(token):
+        # The same tasks as before, some changed: send only their rows. A little before
+        # the page's time, for a change whose transaction committed after a later one's.
+        rows = list(tasks.filter(pk__in=shown, changed_at__gt=since - CLOCK_SLACK))
         context = {"rows": rows, "ids": ",".join(map(str, shown)), "full": False}
         any_active = tasks.filter(pk__in=shown).active().exists()
     else:
@@ -88,6 +105,8 @@ def dashboard_live(request: HttpRequest) -> HttpResponse:
         context = {"page": page, "ids": page.ids, "full": True}
         any_active = page.any_active
     context.update(
+        workspace=workspace,
+        membership=membership,
         listing=listing,
         counts=tasks.status_counts(),
         live=_live_attrs(token, context["ids"]) if any_active else None,
@@ -98,18 +117,22 @@ def dashboard_live(request: HttpRequest) -> HttpResponse:
     return render(request, "videos/_dashboard_update.html", context, status=status)
 
 
-def _open_submissions(request: HttpRequest) -> QuerySet[Submission]:
+def _open_submissions(membership: Membership) -> QuerySet[Submission]:
     """Recent creates that did not simply succeed: unknown, refused or not created.
     Lazy: read only where a template shows them."""
     return (
-        Submission.objects.visible_to(request.user)
+        Submission.objects.filter(workspace=membership.workspace)
         .exclude(state=Submission.State.CREATED)
         .order_by("-created_at")[:5]
     )
 
 
 def _form_answer(
-    request: HttpRequest, template: str, notes: list[tuple[int, str]], **context: object
+    request: HttpRequest,
+    membership: Membership,
+    template: str,
+    notes: list[tuple[int, str]],
+    **context: object,
 ) -> HttpResponse:
     """The answer to a dashboard form: htmx gets `template` (the form's panel, the list
     redrawn around it); a plain POST gets `notes` as messages and goes back to the dashboard."""
@@ -118,13 +141,14 @@ def _form_answer(
             messages.add_message(request, level, text)
         return redirect("videos:dashboard")
     listing = Listing.from_query(request.GET)
-    return render(request, template, {**_dashboard_context(request, listing), **context})
+    return render(request, template, {**_dashboard_context(membership, listing), **context})
 
 
 @require_POST
 @login_required
-def new_video(request: HttpRequest) -> HttpResponse:
+def new_video(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     """Start a video at the provider and track it at once. Sent once, never retried."""
+    membership = membership_for(request.user, slug, Action.START)
     form = CreateVideoForm(request.POST, request.FILES)
     submission = None
     if form.is_valid():
@@ -136,16 +160,20 @@ def new_video(request: HttpRequest) -> HttpResponse:
             size=data["size"],
             reference=data["input_reference"],
         )
-        with VideoAPIClient.from_settings() as client:
-            submission = submit(request.user, video, client)
+        connection = membership.workspace.default_connection()
+        with VideoAPIClient.for_connection(connection) as client:
+            submission = submit(
+                request.user, video, client, workspace=membership.workspace, connection=connection
+            )
     succeeded = submission is not None and submission.state == Submission.State.CREATED
     return _form_answer(
         request,
+        membership,
         "videos/_create_result.html",
         _create_notes(form, submission),
         create_form=CreateVideoForm() if succeeded else form,
         submission=submission,
-        submissions=_open_submissions(request),
+        submissions=_open_submissions(membership),
     )
 
 
@@ -163,6 +191,11 @@ def _parse_ids(text: str) -> list[int]:
     return [int(part) for part in parts if part.isascii() and part.isdigit() and len(part) < 19]
 
 
+def _roster(token: str) -> str:
+    """The part of a live token that changes only when tasks are added or removed."""
+    return token.partition(".")[0]
+
+
 def _token_time(token: str) -> datetime | None:
     """The "latest change" a page was drawn at, from its token; None if it is not one of ours."""
     try:
@@ -174,14 +207,19 @@ def _token_time(token: str) -> datetime | None:
 
 @require_POST
 @login_required
-def track_tasks(request: HttpRequest) -> HttpResponse:
+def track_tasks(request: HttpRequest, slug: str | None = None) -> HttpResponse:
+    membership = membership_for(request.user, slug, Action.TRACK)
+    workspace = membership.workspace
     form = TrackTasksForm(request.POST)
     created: list[VideoTask] = []
     already: list[str] = []
     if form.is_valid():
-        created, already = VideoTask.objects.track(request.user, form.entries)
+        created, already = VideoTask.objects.track(
+            request.user, form.entries, workspace=workspace, connection=workspace.default_connection()
+        )
     return _form_answer(
         request,
+        membership,
         "videos/_track_result.html",
         [(messages.INFO, text) for text in _track_messages(form, created, already)],
         form=TrackTasksForm() if form.is_valid() else form,
@@ -209,7 +247,7 @@ def _track_messages(form: TrackTasksForm, created: list[VideoTask], already: lis
 @login_required
 @vary_on_headers("HX-Request")
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    task = get_object_or_404(VideoTask.objects.visible_to(request.user), pk=pk)
+    task, _role = task_for(request.user, pk)
     if request.htmx and request.GET.get("token") == task.live_token():
         return HttpResponse(status=204)
     context = _detail_context(task)
@@ -223,7 +261,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def refresh_task(request: HttpRequest, pk: int) -> HttpResponse:
-    task = get_object_or_404(VideoTask.objects.visible_to(request.user), pk=pk)
+    task, _role = task_for(request.user, pk, Action.REFRESH)
     if task.poll_soon():
         messages.success(request, "Asked the worker to check this task now.")
     else:
@@ -248,7 +286,7 @@ def _detail_context(task: VideoTask) -> dict:
 @require_http_methods(["GET", "POST"])
 @login_required
 def stop_tracking(request: HttpRequest, pk: int) -> HttpResponse:
-    task = get_object_or_404(VideoTask.objects.visible_to(request.user), pk=pk)
+    task, _role = task_for(request.user, pk, Action.STOP_TRACKING)
     if request.method == "GET":
         return render(request, "videos/stop_tracking.html", {"task": task})
     name = str(task)
@@ -259,22 +297,29 @@ def stop_tracking(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 @login_required
-def worker_status(request: HttpRequest) -> HttpResponse:
+def worker_status(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     return render(request, "videos/_worker_status.html", {"worker": WorkerStatus.current()})
 
 
 @require_POST
 @login_required
 def remix_task(request: HttpRequest, pk: int) -> HttpResponse:
-    task = get_object_or_404(VideoTask.objects.visible_to(request.user), pk=pk)
+    task, _role = task_for(request.user, pk, Action.START)
     form = RemixForm(request.POST)
     if task.status != Status.COMPLETED:
         messages.error(request, "Only a completed video can be remixed.")
     elif not form.is_valid():
         messages.error(request, "Give the remix a prompt.")
     else:
-        with VideoAPIClient.from_settings() as client:
-            submission = submit(request.user, VideoRequest(prompt=form.cleaned_data["prompt"]), client, task)
+        with VideoAPIClient.for_connection(task.connection) as client:
+            submission = submit(
+                request.user,
+                VideoRequest(prompt=form.cleaned_data["prompt"]),
+                client,
+                task,
+                workspace=task.workspace,
+                connection=task.connection,
+            )
         if submission.state == Submission.State.CREATED:
             messages.success(request, "Remix started.")
             return _go(request, _task_url(submission.task))
@@ -286,11 +331,11 @@ def remix_task(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def delete_remote(request: HttpRequest, pk: int) -> HttpResponse:
     """Delete the video at the provider (not just stop tracking it), after a confirmation."""
-    task = get_object_or_404(VideoTask.objects.visible_to(request.user), pk=pk)
+    task, _role = task_for(request.user, pk, Action.DELETE_REMOTE)
     if request.method == "GET":
         return render(request, "videos/delete_remote.html", {"task": task})
     try:
-        with VideoAPIClient.from_settings() as client:
+        with VideoAPIClient.for_connection(task.connection) as client:
             client.delete(task.task_id)
     except NotFound:
         pass  # already gone there: the outcome the person asked for
@@ -318,7 +363,7 @@ def download(request: HttpRequest, pk: int) -> HttpResponse:
     Always as an attachment of a type we choose, except `?inline=1` on the video, which the
     task page's own player asks for; see downloads.protect.
     """
-    task = get_object_or_404(VideoTask.objects.visible_to(request.user), pk=pk)
+    task, _role = task_for(request.user, pk)
     variant = request.GET.get("variant", "video")
     if variant not in downloads.VARIANTS or not task.can_download:
         raise Http404("No such file for this task.")
