@@ -25,6 +25,7 @@ account_urls = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include(account_urls)),
+    path("", include("teams.urls")),
     path("", include("videos.urls")),
 ]
 

@@ -43,3 +43,15 @@ def teammate(db):
 @pytest.fixture
 def outsider(db):
     return get_user_model().objects.create_user("outsider", password="outsider-password-1")
+
+
+@pytest.fixture
+def team(owner, teammate):
+    """A shared workspace: the owner persona owns it, the teammate is a member; the
+    outsider is not in it. (Everyone also has a personal workspace of their own.)"""
+    from teams.models import Membership, Role, Workspace
+
+    workspace = Workspace.objects.create(name="Team", slug="team")
+    Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
+    Membership.objects.create(workspace=workspace, user=teammate, role=Role.MEMBER)
+    return workspace

@@ -9,6 +9,16 @@ from videos.models import Status, VideoTask
 HX = {"HX-Request": "true"}
 
 
+def join(workspace, user, role="member"):
+    """Put `user` in `workspace` with `role` (or change their role there)."""
+    from teams.models import Membership
+
+    membership, _ = Membership.objects.update_or_create(
+        workspace=workspace, user=user, defaults={"role": role}
+    )
+    return membership
+
+
 def make_task(owner, task_id="video_1", **fields) -> VideoTask:
     return VideoTask.objects.create(owner=owner, task_id=task_id, **fields)
 
