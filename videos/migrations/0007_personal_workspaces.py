@@ -25,12 +25,16 @@ def personal_workspaces(apps, schema_editor):
     VideoTask = apps.get_model("videos", "VideoTask")
     Submission = apps.get_model("videos", "Submission")
     taken = set(Workspace.objects.values_list("slug", flat=True))
+    # Historical models do not carry USERNAME_FIELD; the default user model's is "username".
+    username_field = getattr(User, "USERNAME_FIELD", "username")
     for user in User.objects.order_by("pk").iterator():
         workspace = Workspace.objects.filter(personal_of=user).first()
         if workspace is None:
-            username = getattr(user, User.USERNAME_FIELD)
+            username = str(getattr(user, username_field, "") or f"user-{user.pk}")
             workspace = Workspace.objects.create(
-                name=f"{username}'s workspace"[:100], slug=_unique_slug(Workspace, username, taken), personal_of=user
+                name=f"{username}'s workspace"[:100],
+                slug=_unique_slug(Workspace, username, taken),
+                personal_of=user,
             )
             Membership.objects.create(workspace=workspace, user=user, role="owner")
         VideoTask.objects.filter(owner=user, workspace__isnull=True).update(workspace=workspace)
