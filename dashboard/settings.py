@@ -268,6 +268,10 @@ VIDEO_POLL_LEASE = env_float("VIDEO_POLL_LEASE", 0.0, minimum=0, maximum=3600)
 # A ceiling on requests per second to the provider, shared by a worker's threads; 0 = none.
 # With several workers, give each its share of the provider's limit.
 VIDEO_API_MAX_RPS = env_float("VIDEO_API_MAX_RPS", 0.0, minimum=0, maximum=10_000)
+# Hosts a workspace manager's connection may point at although they resolve to loopback,
+# private or other non-public addresses ("host" or "host:port", comma-separated): a manager
+# is not an operator, so only these may reach the deployment's own network.
+VIDEO_FETCH_ALLOW_HOSTS = env_list("VIDEO_FETCH_ALLOW_HOSTS")
 
 # What the "New video" form offers, as comma-separated lists (e.g. VIDEO_MODELS=sora-2,veo-3).
 # Empty: a free text field (models) or an optional one (sizes, seconds), since providers

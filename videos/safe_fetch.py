@@ -478,6 +478,25 @@ def within_prefix(url: str, prefix_url: str) -> bool:
     return target.path == base or target.path.startswith(base + "/")
 
 
+def vet_destination(url: str, *, allow_hosts: Iterable[str] = (), resolver: Resolver | None = None) -> None:
+    """Check a URL a person typed for the server to request later (a workspace connection's
+    base URL) by the rule for untrusted links: http(s), no user info, and a host that
+    resolves only to public addresses, unless the operator listed it in `allow_hosts`
+    ("host" for any port, "host:port" for one; VIDEO_FETCH_ALLOW_HOSTS). Raises
+    FetchRefused, or FetchFailed (transient) when the host does not resolve."""
+    target = _parse(url)
+    for entry in allow_hosts:
+        try:
+            parts = urlsplit("//" + entry.strip())
+            host, port = _canonical_host(parts.hostname or ""), parts.port
+        except (ValueError, FetchRefused):
+            logger.warning("Ignored an allowed host that is not host or host:port: %r", entry[:100])
+            continue
+        if host[0] == target.host and port in (None, target.port):
+            return
+    SafeFetcher(resolver=resolver)._vetted_addresses(target)
+
+
 class SafeFetcher:
     """Fetches http(s) files for the dashboard, refusing anything that leads off the internet.
 
@@ -730,5 +749,6 @@ __all__ = [
     "SafeFetcher",
     "forbidden_reason",
     "system_resolver",
+    "vet_destination",
     "within_prefix",
 ]
