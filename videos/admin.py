@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -36,6 +37,19 @@ REMOTE_FIELDS = tuple(
 )
 
 
+class VideoTaskForm(forms.ModelForm):
+    # The admin builds the form's Meta from its fieldsets (modelform_factory).
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        workspace, connection = cleaned.get("workspace"), cleaned.get("connection")
+        # A task is polled with its connection's key: one of another workspace would spend
+        # (and expose the task to) another team's provider account.
+        if workspace is not None and connection is not None and connection.workspace_id != workspace.pk:
+            self.add_error("connection", "Choose a connection of the task's workspace (or none).")
+        return cleaned
+
+
 class TaskEventInline(admin.TabularInline):
     model = TaskEvent
     fields = ("at", "kind", "previous_status", "status", "progress", "message")
@@ -50,9 +64,12 @@ class TaskEventInline(admin.TabularInline):
 
 @admin.register(VideoTask)
 class VideoTaskAdmin(admin.ModelAdmin):
+    form = VideoTaskForm
     list_display = (
         "task_id",
         "label",
+        "workspace",
+        "connection",
         "owner",
         "status",
         "progress",
@@ -63,13 +80,13 @@ class VideoTaskAdmin(admin.ModelAdmin):
         "poll_count",
         "polling_stopped",
     )
-    list_filter = ("status", "keep_state", "polling_stopped", "model", "owner")
+    list_filter = ("status", "workspace", "connection", "keep_state", "polling_stopped", "model", "owner")
     search_fields = ("task_id", "label", "owner__username", "owner__email")
-    list_select_related = ("owner",)
+    list_select_related = ("owner", "workspace", "connection")
     readonly_fields = REMOTE_FIELDS
-    raw_id_fields = ("owner",)
+    raw_id_fields = ("owner", "workspace", "connection")
     fieldsets = (
-        (None, {"fields": ("owner", "task_id", "label", "polling_stopped")}),
+        (None, {"fields": ("workspace", "connection", "owner", "task_id", "label", "polling_stopped")}),
         ("From the provider", {"fields": PROVIDER_FIELDS}),
         ("Kept copy", {"fields": KEPT_FIELDS}),
         ("Polling", {"fields": POLLING_FIELDS}),
@@ -80,9 +97,10 @@ class VideoTaskAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
     def get_readonly_fields(self, request: HttpRequest, obj: VideoTask | None = None) -> tuple[str, ...]:
-        # The identity of a tracked task is fixed once created; a new ID is a new task.
+        # The identity of a tracked task is fixed once created; a new ID is a new task. So
+        # are its workspace and connection: moved, its ID would go to another team's provider.
         if obj is not None:
-            return (*REMOTE_FIELDS, "owner", "task_id")
+            return (*REMOTE_FIELDS, "workspace", "connection", "owner", "task_id")
         return REMOTE_FIELDS
 
     def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
@@ -139,11 +157,25 @@ class TaskEventAdmin(admin.ModelAdmin):
 
 @admin.register(Submission)
 class SubmissionAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "owner", "state", "model", "size", "seconds", "task", "reconcile_attempts")
-    list_filter = ("state", "model")
+    list_display = (
+        "created_at",
+        "workspace",
+        "connection",
+        "owner",
+        "state",
+        "model",
+        "size",
+        "seconds",
+        "task",
+        "reconcile_attempts",
+    )
+    list_filter = ("state", "workspace", "connection", "model")
     search_fields = ("prompt", "owner__username", "task__task_id")
-    list_select_related = ("owner", "task")
+    list_select_related = ("owner", "task", "workspace", "connection")
+    show_full_result_count = False
     readonly_fields = (
+        "workspace",
+        "connection",
         "owner",
         "prompt",
         "model",
@@ -176,12 +208,37 @@ class WorkerHeartbeatAdmin(admin.ModelAdmin):
 
 @admin.register(ProviderState)
 class ProviderStateAdmin(admin.ModelAdmin):
-    list_display = ("base_url", "paused_until", "blocked_reason", "blocked_at", "updated_at")
-    readonly_fields = ("base_url", "paused_until", "blocked_reason", "blocked_at", "blocked_key_fingerprint")
+    list_display = (
+        "base_url",
+        "workspace",
+        "connection",
+        "paused_until",
+        "blocked_reason",
+        "blocked_at",
+        "updated_at",
+    )
+    list_filter = ("connection__workspace",)
+    list_select_related = ("connection__workspace",)
+    readonly_fields = (
+        "connection",
+        "workspace",
+        "base_url",
+        "paused_until",
+        "blocked_reason",
+        "blocked_at",
+        "blocked_key_fingerprint",
+    )
     actions = ("resume",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.display(description="workspace")
+    def workspace(self, state: ProviderState) -> str:
+        # The deployment's own provider (no connection) serves every workspace.
+        if state.connection_id is None:
+            return "every workspace (deployment default)"
+        return str(state.connection.workspace)
 
     @admin.action(description="Resume polling (clear pause and block)")
     def resume(self, request: HttpRequest, queryset: QuerySet[ProviderState]) -> None:
