@@ -125,6 +125,16 @@ class Workspace(models.Model):
     def owners(self) -> models.QuerySet:
         return self.memberships.filter(role=Role.OWNER)
 
+    def rename(self, name: str, slug: str) -> None:
+        """A new name and slug: the board's address changes with the slug (the old one is
+        then a 404)."""
+        self.name, self.slug = name, slug
+        Workspace.objects.filter(pk=self.pk).update(name=name, slug=slug)
+
+
+class LastOwner(Exception):
+    """The change would leave a workspace without an owner: nothing was changed."""
+
 
 class MembershipQuerySet(models.QuerySet):
     def for_user(self, user: Any) -> MembershipQuerySet:
@@ -154,6 +164,35 @@ class Membership(models.Model):
 
     def may(self, action: str) -> bool:
         return allows(self.role, action)
+
+    def change_role(self, role: str) -> str:
+        """Give this person `role`; returns the role they had. Raises LastOwner when they
+        are the workspace's last owner and `role` is not owner."""
+        old = self.role
+        with transaction.atomic():
+            if old == Role.OWNER and role != Role.OWNER:
+                self._ensure_another_owner()
+            Membership.objects.filter(pk=self.pk).update(role=role)
+        self.role = role
+        return old
+
+    def remove(self) -> None:
+        """Take this person out of the workspace (the tasks they added stay in it). Raises
+        LastOwner when they are its last owner."""
+        with transaction.atomic():
+            if self.role == Role.OWNER:
+                self._ensure_another_owner()
+            Membership.objects.filter(pk=self.pk).delete()
+
+    def _ensure_another_owner(self) -> None:
+        # The owners' rows stay locked until the change commits: two owners stepping down
+        # at once cannot both see the other one still there (PostgreSQL; SQLite runs one
+        # writer at a time anyway).
+        owners = Membership.objects.select_for_update().filter(
+            workspace_id=self.workspace_id, role=Role.OWNER
+        )
+        if not any(pk != self.pk for pk in owners.values_list("pk", flat=True)):
+            raise LastOwner("A workspace always has an owner: make someone else an owner first.")
 
     def mark_used(self, now: datetime | None = None) -> None:
         """Remember this as the person's current workspace; at most one write a minute, so
@@ -207,17 +246,27 @@ class Invitation(models.Model):
 
     @classmethod
     def issue(cls, workspace: Workspace, email: str, role: str, invited_by: Any) -> tuple[Invitation, str]:
-        """A new invitation and the token for its link (shown once, in the email only)."""
+        """A new invitation and the token for its link (shown once, in the email only).
+        It replaces any earlier unused invitation of the same address to the workspace, so
+        only the newest link works."""
         token = secrets.token_urlsafe(32)
-        invitation = cls.objects.create(
-            workspace=workspace,
-            email=email,
-            role=role,
-            invited_by=invited_by,
-            token_hash=_token_hash(token),
-            expires_at=timezone.now() + INVITATION_LIFETIME,
-        )
+        with transaction.atomic():
+            cls.objects.filter(workspace=workspace, email__iexact=email, accepted_at__isnull=True).delete()
+            invitation = cls.objects.create(
+                workspace=workspace,
+                email=email,
+                role=role,
+                invited_by=invited_by,
+                token_hash=_token_hash(token),
+                expires_at=timezone.now() + INVITATION_LIFETIME,
+            )
         return invitation, token
+
+    def withdraw(self) -> bool:
+        """Make the link stop working; False when it was used meanwhile (it stays, as a
+        record of who joined)."""
+        deleted, _ = Invitation.objects.filter(pk=self.pk, accepted_at__isnull=True).delete()
+        return bool(deleted)
 
     def accept(self, user: Any) -> Membership | None:
         """Join the workspace as `user`, once: a second use of the link joins no one.
@@ -370,6 +419,7 @@ __all__ = [
     "Action",
     "AuditEntry",
     "Invitation",
+    "LastOwner",
     "Membership",
     "ProviderConnection",
     "Role",
