@@ -1,0 +1,177 @@
+"""The form a manager adds or edits a workspace's provider connection with.
+
+The base URL is something a person typed that the server will request, with a key, from
+then on: it is checked by the rule for untrusted links (videos.safe_fetch.vet_destination),
+because a workspace manager is not an operator and must not aim the worker at the
+deployment's own network. The key is write-only: never rendered back, not even into the
+form after an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from django import forms
+from django.conf import settings
+from django.db import transaction
+
+from teams.models import ProviderConnection, Workspace
+from videos.safe_fetch import FetchFailed, FetchRefused, Resolver, system_resolver, vet_destination
+
+# Requests per second a connection may be given, at most (VIDEO_API_MAX_RPS has the same bound).
+MAX_RPS = 10_000
+MAX_KEY_LENGTH = 500
+
+# What resolves a base URL's host name; tests point it at a fake DNS answer.
+resolve: Resolver = system_resolver
+
+# Labels of changed fields for the audit trail: what changed, never to what (the key above all).
+_CHANGE_LABELS = {
+    "name": "name",
+    "base_url": "base URL",
+    "max_rps": "request ceiling",
+    "is_default": "default",
+}
+
+
+def check_base_url(url: str) -> None:
+    """Raise forms.ValidationError unless the server may send requests to `url`'s host: one
+    that resolves only to public addresses, or one an operator listed in
+    VIDEO_FETCH_ALLOW_HOSTS. Checked when a connection is saved and again when it is tested
+    (a name's addresses can change in between)."""
+    try:
+        vet_destination(url, allow_hosts=settings.VIDEO_FETCH_ALLOW_HOSTS, resolver=resolve)
+    except FetchRefused as error:
+        raise forms.ValidationError(
+            f"{error.reason} An operator can allow this host with VIDEO_FETCH_ALLOW_HOSTS.", code="forbidden"
+        ) from None
+    except FetchFailed:
+        raise forms.ValidationError(
+            "Could not resolve %(host)s: check the host name.",
+            code="unresolvable",
+            params={"host": urlsplit(url).hostname or "the host"},
+        ) from None
+
+
+def clean_base_url_text(raw: str) -> str:
+    """The base URL as stored: http(s), a host, no credentials, query or fragment, no dot
+    segments, no trailing slash. Raises forms.ValidationError with a message for a person."""
+    url = raw.strip().rstrip("/")
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise forms.ValidationError("A base URL cannot contain spaces or control characters.")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port out of range or not a number
+    except ValueError:
+        raise forms.ValidationError("This is not a valid URL.") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise forms.ValidationError("The base URL must start with https:// (or http://).")
+    if "@" in parts.netloc:
+        raise forms.ValidationError("Leave the user name and password out of the URL: the key goes below.")
+    if not parts.hostname:
+        raise forms.ValidationError("The base URL needs a host name.")
+    if "?" in url or "#" in url:
+        raise forms.ValidationError("The base URL cannot have a query (?…) or a fragment (#…).")
+    if any(
+        segment in (".", "..") for segment in parts.path.replace("%2e", ".").replace("%2E", ".").split("/")
+    ):
+        raise forms.ValidationError("The base URL cannot contain . or .. path segments.")
+    return url
+
+
+class ConnectionForm(forms.ModelForm):
+    api_key = forms.CharField(
+        label="Key",
+        required=False,
+        strip=True,
+        max_length=MAX_KEY_LENGTH,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"}),
+        help_text="The provider's API key. Stored encrypted; only its last four characters are shown again.",
+    )
+
+    max_rps = forms.FloatField(
+        label="Request ceiling",
+        required=False,
+        min_value=0,
+        max_value=MAX_RPS,
+        initial=0,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+        help_text=f"Requests per second at most; 0 for no ceiling (up to {MAX_RPS}).",
+    )
+
+    class Meta:
+        model = ProviderConnection
+        fields = ["name", "base_url", "api_key", "max_rps", "is_default"]
+        labels = {"is_default": "Default for this workspace"}
+        help_texts = {
+            "base_url": "The API root including its version prefix, e.g. https://gateway.example.com/v1 "
+            "(requests go to …/v1/videos).",
+            "is_default": "New tasks of this workspace use this connection unless another is chosen.",
+        }
+        widgets = {"base_url": forms.URLInput(attrs={"spellcheck": "false"})}
+
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.workspace = workspace
+        self.instance.workspace = workspace
+        if self.is_adding:
+            self.fields["api_key"].required = True
+        else:
+            current = self.instance.masked_key
+            self.fields[
+                "api_key"
+            ].help_text = f"Current key: {current}. Leave empty to keep it; type a new one to replace it."
+
+    @property
+    def is_adding(self) -> bool:
+        return self.instance.pk is None
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        taken = self.workspace.connections.filter(name__iexact=name).exclude(pk=self.instance.pk)
+        if taken.exists():
+            raise forms.ValidationError("This workspace already has a connection with this name.")
+        return name
+
+    def clean_base_url(self) -> str:
+        url = clean_base_url_text(self.cleaned_data["base_url"])
+        check_base_url(url)
+        return url
+
+    def clean_api_key(self) -> str:
+        key = self.cleaned_data["api_key"]
+        # Sent in a header: anything that could split or corrupt it is refused (and never
+        # echoed: the message does not quote the value).
+        if any(ch.isspace() or not ch.isprintable() or not ch.isascii() for ch in key):
+            raise forms.ValidationError("A key cannot contain spaces, line breaks or non-ASCII characters.")
+        return key
+
+    def clean_max_rps(self) -> float:
+        value = self.cleaned_data["max_rps"]
+        return 0.0 if value is None else value
+
+    def changes(self) -> list[str]:
+        """What this save changes, in words for the audit trail ("key replaced": never the key)."""
+        changed = [_CHANGE_LABELS[name] for name in self.changed_data if name in _CHANGE_LABELS]
+        if self.cleaned_data.get("api_key"):
+            changed.append("key replaced")
+        return changed
+
+    def key_or_url_changed(self) -> bool:
+        return bool(self.cleaned_data.get("api_key")) or "base_url" in self.changed_data
+
+    def save(self, commit: bool = True) -> ProviderConnection:
+        """Save the connection; a new key is encrypted, and a new default unsets the previous
+        one in the same transaction (one default per workspace: connection_one_default)."""
+        connection = super().save(commit=False)
+        connection.workspace = self.workspace
+        if self.cleaned_data.get("api_key"):
+            connection.set_api_key(self.cleaned_data["api_key"])
+        with transaction.atomic():
+            if connection.is_default:
+                self.workspace.connections.filter(is_default=True).exclude(pk=connection.pk).update(
+                    is_default=False
+                )
+            connection.save()
+        return connection
