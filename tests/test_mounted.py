@@ -175,17 +175,17 @@ def test_every_page_fragment_and_redirect_stays_under_the_prefix(mounted, owner,
     # The forms, answered with htmx (fragments) and without (messages and a redirect);
     # invalid input, so no provider is asked.
     site.post("/videos/new/", {"prompt": ""}, **HX)
-    assert site.post("/videos/new/", {"prompt": ""})["Location"] == f"{PREFIX}/"
+    assert site.post("/videos/new/", {"prompt": ""})["Location"] == f"{PREFIX}/w/owner/"
     site.post("/tasks/track/", {"task_ids": "video_new_one"}, **HX)
-    assert site.post("/tasks/track/", {"task_ids": "video_other"})["Location"] == f"{PREFIX}/"
+    assert site.post("/tasks/track/", {"task_ids": "video_other"})["Location"] == f"{PREFIX}/w/owner/"
     pending = tasks["pending"]
     site.post(f"/tasks/{pending.pk}/refresh/", **HX)
     assert site.post(f"/tasks/{pending.pk}/refresh/")["Location"] == f"{PREFIX}/tasks/{pending.pk}/"
     assert site.post(f"/tasks/{pending.pk}/remix/", {"prompt": "again"}, **HX)["HX-Redirect"] == (
         f"{PREFIX}/tasks/{pending.pk}/"
     )
-    assert site.post(f"/tasks/{tasks['failed'].pk}/stop/", **HX)["HX-Redirect"] == f"{PREFIX}/"
-    assert site.post(f"/tasks/{pending.pk}/stop/")["Location"] == f"{PREFIX}/"
+    assert site.post(f"/tasks/{tasks['failed'].pk}/stop/", **HX)["HX-Redirect"] == f"{PREFIX}/w/owner/"
+    assert site.post(f"/tasks/{pending.pk}/stop/")["Location"] == f"{PREFIX}/w/owner/"
 
     kept = tasks["kept"]
     download = site.get(f"/tasks/{kept.pk}/download/")

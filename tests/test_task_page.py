@@ -84,6 +84,6 @@ def test_stop_tracking_confirms_then_removes(signed_in, owner):
     assert "Stop tracking?" in confirm and 'method="post"' in confirm
     assert VideoTask.objects.filter(pk=task.pk).exists()
     response = signed_in.post(f"/tasks/{task.pk}/stop/", headers=HX)
-    assert response["HX-Redirect"] == "/"
+    assert response["HX-Redirect"] == "/w/owner/"  # the task's board, by its slug
     assert not VideoTask.objects.filter(pk=task.pk).exists()
     assert signed_in.get(f"/tasks/{task.pk}/").status_code == 404

@@ -54,5 +54,5 @@ def test_tracking_nothing_valid_says_why(signed_in):
 
 def test_tracking_without_htmx_redirects_with_messages(signed_in):
     response = signed_in.post("/tasks/track/", {"task_ids": "video_z"}, follow=True)
-    assert response.redirect_chain == [("/", 302)]
+    assert response.redirect_chain == [("/w/owner/", 302)]  # the board, by its slug
     assert "Now tracking 1 task(s)." in response.content.decode()

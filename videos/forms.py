@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.conf import settings
@@ -9,6 +10,9 @@ from django.core.validators import ProhibitNullCharactersValidator
 
 from videos.client import InvalidTaskId, validate_task_id
 from videos.normalize import parse_seconds
+
+if TYPE_CHECKING:
+    from teams.models import ProviderConnection
 
 SIZE_PATTERN = re.compile(r"[1-9][0-9]{1,4}x[1-9][0-9]{1,4}")
 
@@ -42,7 +46,46 @@ class PlainText(forms.CharField):
         return super().to_python(value)
 
 
-class TrackTasksForm(forms.Form):
+# The "Connection" choice meaning the deployment's own provider (VIDEO_API_BASE_URL).
+DEPLOYMENT_DEFAULT = ""
+
+
+class ConnectionChoiceForm(forms.Form):
+    """A form that acts on one of the workspace's provider connections: a "Connection" field
+    offering `connections` (the workspace's own, read once by the view) and the deployment's
+    default connection when VIDEO_API_BASE_URL is set, preselected with the workspace's
+    default. Hidden when there is nothing to choose. Only a connection of the list is ever
+    accepted: a pk from another workspace is a form error, never used."""
+
+    def __init__(self, *args: Any, connections: Sequence[ProviderConnection] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections = {str(connection.pk): connection for connection in connections}
+        choices = [(pk, connection.name) for pk, connection in self.connections.items()]
+        # Without any connection of its own the workspace has only the deployment's, even
+        # when it is not configured (the worker then says so).
+        if settings.VIDEO_API_BASE_URL or not choices:
+            choices.insert(0, (DEPLOYMENT_DEFAULT, "Deployment default"))
+        default = next((pk for pk, connection in self.connections.items() if connection.is_default), None)
+        self.fields["connection"] = forms.ChoiceField(
+            label="Connection",
+            choices=choices,
+            required=False,
+            initial=default if default is not None else choices[0][0],
+            error_messages={"invalid_choice": "Choose one of this workspace's connections."},
+            widget=forms.HiddenInput if len(choices) == 1 else forms.Select,
+        )
+
+    def clean_connection(self) -> ProviderConnection | None:
+        """The chosen connection (None: the deployment's own)."""
+        value = self.cleaned_data.get("connection") or DEPLOYMENT_DEFAULT
+        if value == DEPLOYMENT_DEFAULT:
+            if self.connections and not settings.VIDEO_API_BASE_URL:
+                raise forms.ValidationError("Choose one of this workspace's connections.")
+            return None
+        return self.connections[value]
+
+
+class TrackTasksForm(ConnectionChoiceForm):
     """One or many task IDs, one per line; text after the ID on a line is its label.
 
     A bad line does not sink the others: `entries` holds what can be tracked and
@@ -94,7 +137,7 @@ IMAGE_SIGNATURES = {
 }
 
 
-class CreateVideoForm(forms.Form):
+class CreateVideoForm(ConnectionChoiceForm):
     """A new video: prompt, model, duration, size, and an optional reference image.
 
     The choices come from VIDEO_MODELS, VIDEO_SECONDS and VIDEO_SIZES; where a list is not

@@ -1,4 +1,4 @@
-"""The dashboard's view of a user's tasks: filters from the URL and keyset pagination.
+"""A board's view of a workspace's tasks: filters from the URL and keyset pagination.
 
 Keyset ("older than this row") instead of OFFSET pages and a full COUNT: the cost of a
 page stays the same with ten thousand tasks, and a page does not shift while tasks arrive.
@@ -8,17 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from django.db.models import Q
 from django.http import QueryDict
 from django.urls import reverse
 
+from teams.models import Workspace
 from videos.forms import without_controls
 from videos.models import Status, VideoTask, VideoTaskQuerySet
 
 PAGE_SIZE = 50
 MAX_QUERY_LENGTH = 100
+# The "added by" filter's value for the signed-in person's own tasks.
+MINE = "mine"
 
 
 @dataclass(frozen=True)
@@ -67,17 +71,24 @@ class Page:
 
 @dataclass(frozen=True)
 class Listing:
+    """What a board shows: the workspace (its URLs carry the slug, so a link opens the same
+    view for a teammate), the filters and the page."""
+
+    slug: str
     status: str = ""
     q: str = ""
+    # "Added by": "" for everyone, MINE, or a member's username; owner_id is who it means.
+    by: str = ""
+    owner_id: int | None = None
     before: Cursor | None = None
     after: Cursor | None = None
     problems: list[str] = field(default_factory=list, compare=False)
 
     @classmethod
-    def from_query(cls, params: QueryDict) -> Listing:
-        """The listing a URL asks for. Anything unusable is dropped (and said in `problems`),
-        and control characters never get past here: the search reaches the database, and
-        PostgreSQL refuses a NUL in a query."""
+    def from_query(cls, params: QueryDict, workspace: Workspace, user: Any) -> Listing:
+        """The listing a URL asks for on `workspace`'s board, as `user` sees it. Anything
+        unusable is dropped (and said in `problems`), and control characters never get past
+        here: the search reaches the database, and PostgreSQL refuses a NUL in a query."""
         problems = []
         status = params.get("status", "")
         if status and status not in Status.values:
@@ -87,11 +98,38 @@ class Listing:
         if len(q) > MAX_QUERY_LENGTH:
             problems.append(f"Search shortened to {MAX_QUERY_LENGTH} characters.")
             q = q[:MAX_QUERY_LENGTH]
+        by, owner_id = cls._added_by(without_controls(params.get("by", "")).strip()[:150], workspace, user)
+        if by is None:
+            problems.append("Unknown member filter ignored.")
+            by = ""
         before = Cursor.parse(params.get("before", ""))
         after = None if before else Cursor.parse(params.get("after", ""))
-        return cls(status=status, q=q, before=before, after=after, problems=problems)
+        return cls(
+            slug=workspace.slug,
+            status=status,
+            q=q,
+            by=by,
+            owner_id=owner_id,
+            before=before,
+            after=after,
+            problems=problems,
+        )
+
+    @staticmethod
+    def _added_by(by: str, workspace: Workspace, user: Any) -> tuple[str | None, int | None]:
+        """(by, owner id) for the "added by" filter; by None when `by` names no member of
+        this workspace (someone outside it is not even confirmed to exist)."""
+        if not by:
+            return "", None
+        if by == MINE:
+            return MINE, user.pk
+        owner_id = workspace.memberships.filter(user__username=by).values_list("user_id", flat=True).first()
+        return (by, owner_id) if owner_id is not None else (None, None)
 
     def filter(self, tasks: VideoTaskQuerySet) -> VideoTaskQuerySet:
+        if self.owner_id is not None:
+            # Shaped for the videotask_board_owner index (workspace, owner, newest first).
+            tasks = tasks.filter(owner_id=self.owner_id)
         if self.status:
             tasks = tasks.filter(status=self.status)
         if self.q:
@@ -134,6 +172,7 @@ class Listing:
         values: dict[str, object] = {
             "status": self.status,
             "q": self.q,
+            "by": self.by,
             "before": self.before,
             "after": self.after,
         }
@@ -142,7 +181,7 @@ class Listing:
 
     def href(self, **changes: str | Cursor | None) -> str:
         query = self.querystring(**changes)
-        url = reverse("videos:dashboard")
+        url = reverse("videos:board", args=[self.slug])
         return f"{url}?{query}" if query else url
 
     def pager_links(self, page: Page) -> dict[str, str]:
@@ -155,4 +194,8 @@ class Listing:
 
     @property
     def is_filtered(self) -> bool:
-        return bool(self.status or self.q)
+        return bool(self.status or self.q or self.by)
+
+    @property
+    def board_url(self) -> str:
+        return reverse("videos:board", args=[self.slug])

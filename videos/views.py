@@ -17,13 +17,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 
+from dashboard.encryption import Unreadable
 from teams.access import membership_for, task_for
-from teams.models import Membership
-from teams.roles import Action
+from teams.models import AuditEntry, Membership, ProviderConnection, Workspace
+from teams.roles import Action, Role, allows
 from videos import downloads
 from videos.client import NotFound, ProviderError, VideoAPIClient
 from videos.forms import CreateVideoForm, RemixForm, TrackTasksForm
-from videos.listing import Listing
+from videos.listing import Listing, Page
 from videos.models import Status, Submission, VideoTask
 from videos.safe_fetch import FetchError, FetchFailed, FetchRefused
 from videos.submissions import VideoRequest, submit
@@ -31,6 +32,11 @@ from videos.worker_status import WorkerStatus
 
 # How often a page with unfinished tasks asks for news (seconds).
 LIVE_EVERY = 3
+# How often the board of a shared workspace asks while nothing it shows is running: a
+# teammate may add a task at any time. An unchanged answer is a 204 costing three lookups.
+IDLE_EVERY = 10
+# What a person is told when the chosen connection's key no longer decrypts.
+UNREADABLE_KEY = "This connection's key can no longer be read; a manager must enter it again."
 # How far before a page's time the live refresh looks for changed rows: writers stamp a
 # change before their transaction commits, so a change can land with an earlier time than
 # one already seen.
@@ -40,16 +46,54 @@ CLOCK_SLACK = timedelta(seconds=5)
 def _dashboard_context(membership: Membership, listing: Listing) -> dict:
     workspace = membership.workspace
     tasks = VideoTask.objects.in_workspace(workspace)
-    page = listing.page(tasks)
+    page = listing.page(tasks.select_related("owner"))
     return {
         "workspace": workspace,
         "membership": membership,
+        "may": _may(membership.role),
         "listing": listing,
         "page": page,
+        # The whole board's, whatever the filters: each count links to its status.
         "counts": tasks.status_counts(),
-        "live": _live_attrs(workspace.live_token(), page.ids) if page.any_active else None,
-        "live_every": LIVE_EVERY,
+        "live": _live_attrs(workspace.live_token(), page.ids) if _keeps_asking(workspace, page) else None,
+        "live_every": LIVE_EVERY if page.any_active else IDLE_EVERY,
     }
+
+
+def _keeps_asking(workspace: Workspace, page: Page) -> bool:
+    """Whether an open board keeps refreshing: while a shown task runs, and on a shared
+    workspace always (a teammate may add a task); a personal board with everything
+    finished goes quiet."""
+    return page.any_active or not workspace.is_personal
+
+
+def _may(role: str) -> dict[str, bool]:
+    """What the person's role allows, by action name, for templates to show only the
+    controls that would work (the views check again on every request)."""
+    return {action.value: allows(role, action) for action in Action}
+
+
+def _listing(request: HttpRequest, workspace: Workspace) -> Listing:
+    return Listing.from_query(request.GET, workspace, request.user)
+
+
+def _connections(workspace: Workspace) -> list[ProviderConnection]:
+    """The workspace's connections, read once for both forms of a board."""
+    return list(workspace.connections.all())
+
+
+def _key_unreadable(connection: ProviderConnection | None) -> bool:
+    if connection is None:
+        return False
+    try:
+        connection.api_key()
+    except Unreadable:
+        return True
+    return False
+
+
+def _audit(request: HttpRequest, workspace: Workspace, kind: str, target: str, detail: str = "") -> None:
+    AuditEntry.record(workspace, request.user, kind, target, detail)
 
 
 def _live_attrs(token: str, ids: str) -> str:
@@ -61,16 +105,22 @@ def _live_attrs(token: str, ids: str) -> str:
 def dashboard(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     membership = membership_for(request.user, slug)
     membership.mark_used()
-    listing = Listing.from_query(request.GET)
+    workspace = membership.workspace
+    request.workspace = workspace  # the header's switcher marks it (teams.context_processors)
+    listing = _listing(request, workspace)
     for problem in listing.problems:
         messages.warning(request, problem)
     context = _dashboard_context(membership, listing)
-    context["form"] = TrackTasksForm()
-    context["create_form"] = CreateVideoForm()
+    may = context["may"]
+    connections = _connections(workspace) if may[Action.TRACK] or may[Action.START] else []
+    context["form"] = TrackTasksForm(connections=connections) if may[Action.TRACK] else None
+    context["create_form"] = CreateVideoForm(connections=connections) if may[Action.START] else None
     context["submissions"] = _open_submissions(membership)
-    context["kept"] = VideoTask.objects.in_workspace(membership.workspace).kept_storage()
+    context["kept"] = VideoTask.objects.in_workspace(workspace).kept_storage()
     context["worker"] = WorkerStatus.current()
     context["status_choices"] = Status.choices
+    # The "added by" filter's people; lazy, and a personal board has no such filter.
+    context["members"] = workspace.memberships.select_related("user").order_by("user__username")
     return render(request, "videos/dashboard.html", context)
 
 
@@ -89,8 +139,8 @@ def dashboard_live(request: HttpRequest, slug: str | None = None) -> HttpRespons
     if token == client_token:
         return HttpResponse(status=204)
 
-    tasks = VideoTask.objects.in_workspace(workspace)
-    listing = Listing.from_query(request.GET)
+    tasks = VideoTask.objects.in_workspace(workspace).select_related("owner")
+    listing = _listing(request, workspace)
     shown = _parse_ids(request.GET.get("ids", ""))
     since = _token_time(client_token)
     if since and shown and _roster(client_token) == _roster(token):
@@ -100,20 +150,27 @@ def dashboard_live(request: HttpRequest, slug: str | None = None) -> HttpRespons
         context = {"rows": rows, "ids": ",".join(map(str, shown)), "full": False}
         any_active = tasks.filter(pk__in=shown).active().exists()
     else:
-        # Tasks were added or removed (another tab, the admin): redraw the page.
+        # Tasks were added or removed (a teammate, another tab, the admin): redraw the page.
         page = listing.page(tasks)
-        context = {"page": page, "ids": page.ids, "full": True}
+        context = {
+            "page": page,
+            "ids": page.ids,
+            "full": True,
+            "submissions": _open_submissions(membership),
+        }
         any_active = page.any_active
+    keeps_asking = any_active or not workspace.is_personal
     context.update(
         workspace=workspace,
         membership=membership,
+        may=_may(membership.role),
         listing=listing,
         counts=tasks.status_counts(),
-        live=_live_attrs(token, context["ids"]) if any_active else None,
-        live_every=LIVE_EVERY,
+        live=_live_attrs(token, context["ids"]) if keeps_asking else None,
+        live_every=LIVE_EVERY if any_active else IDLE_EVERY,
     )
     # 286: htmx swaps this answer, then stops polling.
-    status = 200 if any_active else HTMX_STOP_POLLING
+    status = 200 if keeps_asking else HTMX_STOP_POLLING
     return render(request, "videos/_dashboard_update.html", context, status=status)
 
 
@@ -135,12 +192,13 @@ def _form_answer(
     **context: object,
 ) -> HttpResponse:
     """The answer to a dashboard form: htmx gets `template` (the form's panel, the list
-    redrawn around it); a plain POST gets `notes` as messages and goes back to the dashboard."""
+    redrawn around it); a plain POST gets `notes` as messages and goes back to the board."""
+    workspace = membership.workspace
     if not request.htmx:
         for level, text in notes:
             messages.add_message(request, level, text)
-        return redirect("videos:dashboard")
-    listing = Listing.from_query(request.GET)
+        return redirect("videos:board", workspace.slug)
+    listing = _listing(request, workspace)
     return render(request, template, {**_dashboard_context(membership, listing), **context})
 
 
@@ -149,7 +207,9 @@ def _form_answer(
 def new_video(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     """Start a video at the provider and track it at once. Sent once, never retried."""
     membership = membership_for(request.user, slug, Action.START)
-    form = CreateVideoForm(request.POST, request.FILES)
+    workspace = membership.workspace
+    connections = _connections(workspace)
+    form = CreateVideoForm(request.POST, request.FILES, connections=connections)
     submission = None
     if form.is_valid():
         data = form.cleaned_data
@@ -160,10 +220,20 @@ def new_video(request: HttpRequest, slug: str | None = None) -> HttpResponse:
             size=data["size"],
             reference=data["input_reference"],
         )
-        connection = membership.workspace.default_connection()
-        with VideoAPIClient.for_connection(connection) as client:
-            submission = submit(
-                request.user, video, client, workspace=membership.workspace, connection=connection
+        connection = data["connection"]
+        try:
+            client = VideoAPIClient.for_connection(connection)
+        except Unreadable:
+            form.add_error("connection", UNREADABLE_KEY)
+        else:
+            with client:
+                submission = submit(request.user, video, client, workspace=workspace, connection=connection)
+            _audit(
+                request,
+                workspace,
+                AuditEntry.Kind.STARTED,
+                submission.task.task_id if submission.task else "",
+                _outcome(submission),
             )
     succeeded = submission is not None and submission.state == Submission.State.CREATED
     return _form_answer(
@@ -171,10 +241,17 @@ def new_video(request: HttpRequest, slug: str | None = None) -> HttpResponse:
         membership,
         "videos/_create_result.html",
         _create_notes(form, submission),
-        create_form=CreateVideoForm() if succeeded else form,
+        create_form=CreateVideoForm(connections=connections) if succeeded else form,
         submission=submission,
         submissions=_open_submissions(membership),
     )
+
+
+def _outcome(submission: Submission) -> str:
+    """An attempt's outcome in a few words, for the audit trail."""
+    if submission.state == Submission.State.CREATED:
+        return f"{submission.model} on {submission.connection or 'the deployment default'}".strip()
+    return submission.get_state_display()
 
 
 def _create_notes(form: CreateVideoForm, submission: Submission | None) -> list[tuple[int, str]]:
@@ -210,19 +287,27 @@ def _token_time(token: str) -> datetime | None:
 def track_tasks(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     membership = membership_for(request.user, slug, Action.TRACK)
     workspace = membership.workspace
-    form = TrackTasksForm(request.POST)
+    connections = _connections(workspace)
+    form = TrackTasksForm(request.POST, connections=connections)
     created: list[VideoTask] = []
     already: list[str] = []
     if form.is_valid():
-        created, already = VideoTask.objects.track(
-            request.user, form.entries, workspace=workspace, connection=workspace.default_connection()
-        )
+        connection = form.cleaned_data["connection"]
+        # Tracked on a connection whose key is gone, a task would only wait for a manager.
+        if _key_unreadable(connection):
+            form.add_error("connection", UNREADABLE_KEY)
+        else:
+            created, already = VideoTask.objects.track(
+                request.user, form.entries, workspace=workspace, connection=connection
+            )
+            for task in created:
+                _audit(request, workspace, AuditEntry.Kind.TRACKED, task.task_id, task.label)
     return _form_answer(
         request,
         membership,
         "videos/_track_result.html",
         [(messages.INFO, text) for text in _track_messages(form, created, already)],
-        form=TrackTasksForm() if form.is_valid() else form,
+        form=TrackTasksForm(connections=connections) if form.is_valid() else form,
         created=created,
         already=already,
         # When nothing was valid, the form's own errors already list every line.
@@ -247,10 +332,11 @@ def _track_messages(form: TrackTasksForm, created: list[VideoTask], already: lis
 @login_required
 @vary_on_headers("HX-Request")
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    task, _role = task_for(request.user, pk)
+    task, role = task_for(request.user, pk)
     if request.htmx and request.GET.get("token") == task.live_token():
         return HttpResponse(status=204)
-    context = _detail_context(task)
+    request.workspace = task.workspace
+    context = _detail_context(task, role)
     if request.htmx:
         status = HTMX_STOP_POLLING if task.is_settled else 200
         return render(request, "videos/_task_detail.html", {**context, "fragment": True}, status=status)
@@ -261,7 +347,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @login_required
 def refresh_task(request: HttpRequest, pk: int) -> HttpResponse:
-    task, _role = task_for(request.user, pk, Action.REFRESH)
+    task, role = task_for(request.user, pk, Action.REFRESH)
     if task.poll_soon():
         messages.success(request, "Asked the worker to check this task now.")
     else:
@@ -269,14 +355,17 @@ def refresh_task(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         # Re-read: the page shows the task as it is now, not as it was before the click.
         task.refresh_from_db()
-        return render(request, "videos/_task_detail.html", {**_detail_context(task), "fragment": True})
+        return render(request, "videos/_task_detail.html", {**_detail_context(task, role), "fragment": True})
     return redirect(_task_url(task))
 
 
-def _detail_context(task: VideoTask) -> dict:
+def _detail_context(task: VideoTask, role: str) -> dict:
     events = list(task.events.all())
     return {
         "task": task,
+        "role": role,
+        "role_label": Role(role).label,
+        "may": _may(role),
         "events": events,
         "durations": task.phase_durations(events),
         "live_every": LIVE_EVERY,
@@ -287,18 +376,23 @@ def _detail_context(task: VideoTask) -> dict:
 @login_required
 def stop_tracking(request: HttpRequest, pk: int) -> HttpResponse:
     task, _role = task_for(request.user, pk, Action.STOP_TRACKING)
+    workspace = task.workspace
     if request.method == "GET":
+        request.workspace = workspace
         return render(request, "videos/stop_tracking.html", {"task": task})
-    name = str(task)
+    name, task_id = str(task), task.task_id
     task.delete()
+    _audit(request, workspace, AuditEntry.Kind.STOPPED_TRACKING, task_id, name if name != task_id else "")
     messages.success(request, f"Stopped tracking {name}.")
-    return _go(request, reverse("videos:dashboard"))
+    return _go(request, reverse("videos:board", args=[workspace.slug]))
 
 
 @require_GET
 @login_required
 def worker_status(request: HttpRequest, slug: str | None = None) -> HttpResponse:
-    return render(request, "videos/_worker_status.html", {"worker": WorkerStatus.current()})
+    membership = membership_for(request.user, slug)
+    context = {"worker": WorkerStatus.current(), "workspace": membership.workspace}
+    return render(request, "videos/_worker_status.html", context)
 
 
 @require_POST
@@ -310,6 +404,8 @@ def remix_task(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Only a completed video can be remixed.")
     elif not form.is_valid():
         messages.error(request, "Give the remix a prompt.")
+    elif _key_unreadable(task.connection):
+        messages.error(request, UNREADABLE_KEY)
     else:
         with VideoAPIClient.for_connection(task.connection) as client:
             submission = submit(
@@ -320,6 +416,14 @@ def remix_task(request: HttpRequest, pk: int) -> HttpResponse:
                 workspace=task.workspace,
                 connection=task.connection,
             )
+        new_id = submission.task.task_id if submission.task else ""
+        _audit(
+            request,
+            task.workspace,
+            AuditEntry.Kind.REMIXED,
+            task.task_id,
+            f"new task {new_id}" if new_id else submission.get_state_display(),
+        )
         if submission.state == Submission.State.CREATED:
             messages.success(request, "Remix started.")
             return _go(request, _task_url(submission.task))
@@ -333,16 +437,21 @@ def delete_remote(request: HttpRequest, pk: int) -> HttpResponse:
     """Delete the video at the provider (not just stop tracking it), after a confirmation."""
     task, _role = task_for(request.user, pk, Action.DELETE_REMOTE)
     if request.method == "GET":
+        request.workspace = task.workspace
         return render(request, "videos/delete_remote.html", {"task": task})
     try:
         with VideoAPIClient.for_connection(task.connection) as client:
             client.delete(task.task_id)
+    except Unreadable:
+        messages.error(request, UNREADABLE_KEY)
+        return _go(request, _task_url(task))
     except NotFound:
         pass  # already gone there: the outcome the person asked for
     except ProviderError as error:
         messages.error(request, f"The provider did not delete the video: {error.detail or error.message}")
         return _go(request, _task_url(task))
     task.mark_deleted_at_provider()
+    _audit(request, task.workspace, AuditEntry.Kind.DELETED_REMOTE, task.task_id)
     messages.success(request, "The video was deleted at the provider.")
     return _go(request, _task_url(task))
 
