@@ -73,7 +73,7 @@ def run_test(connection: ProviderConnection) -> Outcome:
             client.list_videos(limit=1)
         except ProviderError as error:
             outcome = _outcome_for(error, client.timeout)
-            logger.info("Connection %s tested: %s (%s)", connection.pk, outcome.kind, error.message)
+            logger.info("Connection %s tested: %s (HTTP %s)", connection.pk, outcome.kind, error.status_code)
             return outcome
     logger.info("Connection %s tested: reached", connection.pk)
     return Outcome("reached", "Reached: this is an OpenAI-compatible video API, and the key was accepted.")

@@ -146,7 +146,9 @@ def connection_test(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
             },
         )
     level = messages.SUCCESS if outcome.ok else messages.WARNING
-    text = f"{connection.name}: {outcome.message}" + (f" ({outcome.detail})" if outcome.detail else "")
+    text = f"{connection.name}: {outcome.message}" + (
+        f" The provider said: {outcome.detail}" if outcome.detail else ""
+    )
     messages.add_message(request, level, text)
     return redirect(_list_url(membership.workspace))
 
