@@ -307,3 +307,17 @@ def test_outsiders_get_404_for_the_invitation_endpoints(signed_in, team, outside
     assert invite(person, "someone@example.com").status_code == 404
     assert person.post(f"/w/team/invitations/{pending.pk}/withdraw/").status_code == 404
     assert Invitation.objects.count() == 1 and len(mailoutbox) == 1
+
+
+def test_the_account_form_points_assistive_technology_at_text_that_exists(signed_in, team, mailoutbox):
+    from tests.test_accessibility import dangling, references
+
+    invite(signed_in)
+    newcomer = Client()
+    newcomer.get(link_in(mailoutbox[0]))
+    page = newcomer.get(JOIN).content.decode()
+    assert dangling(page) == []
+    errors = newcomer.post(JOIN, {"username": "", "email": "x", "password1": "1", "password2": "2"})
+    html = errors.content.decode()
+    assert dangling(html) == []
+    assert any(ref.endswith("_error") for _, ref in references(html))

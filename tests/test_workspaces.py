@@ -350,3 +350,24 @@ def test_a_personal_workspace_cannot_be_deleted(signed_in, owner):
     assert "cannot be deleted" in page.content.decode()
     assert signed_in.post(f"/w/{personal.slug}/delete/", {"confirm": personal.slug}).status_code == 403
     assert Workspace.objects.filter(pk=personal.pk).exists()
+
+
+def test_the_forms_point_assistive_technology_at_text_that_exists(signed_in, team):
+    from tests.test_accessibility import dangling, references
+
+    answers = {
+        "settings": signed_in.get(SETTINGS),
+        "invite with errors": signed_in.post(
+            "/w/team/invitations/", {"email": "not-an-address", "role": "member"}
+        ),
+        "rename with errors": signed_in.post("/w/team/rename/", {"name": "Team", "slug": "no spaces"}),
+        "new": signed_in.get("/workspaces/new/"),
+        "new with errors": signed_in.post("/workspaces/new/", {"name": "", "slug": "no spaces"}),
+        "delete with errors": signed_in.post("/w/team/delete/", {"confirm": "wrong"}),
+    }
+    for name, response in answers.items():
+        html = response.content.decode()
+        assert dangling(html) == [], name
+        if "errors" in name:
+            assert response.status_code == 400, name
+            assert any(ref.endswith("_error") for _, ref in references(html)), name
