@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from teams.models import AuditEntry, Invitation, Membership, Workspace
+from teams.models import AuditEntry, Invitation, Membership, ProviderConnection, Workspace
 from tests.pages import join, make_task
 from videos.models import VideoTask
 
@@ -321,7 +321,10 @@ def test_renaming_to_a_taken_slug_changes_nothing(signed_in, team, outsider):
 def test_deleting_asks_for_the_slug_then_removes_the_workspace_with_its_tasks(
     signed_in, team, owner, teammate
 ):
-    make_task(owner, task_id="team_task", workspace=team)
+    connection = ProviderConnection(workspace=team, name="Gateway", base_url="https://gateway.example.com/v1")
+    connection.set_api_key("sk-team-key-123456")
+    connection.save()
+    make_task(owner, task_id="team_task", workspace=team, connection=connection)
     mine = make_task(owner, task_id="personal_task")
     signed_in.get("/w/team/")  # the team is the owner's current workspace
 
@@ -336,6 +339,7 @@ def test_deleting_asks_for_the_slug_then_removes_the_workspace_with_its_tasks(
     assert deleted["Location"] == "/"
     assert not Workspace.objects.filter(slug="team").exists()
     assert not VideoTask.objects.filter(task_id="team_task").exists()
+    assert not ProviderConnection.objects.filter(pk=connection.pk).exists()
     assert VideoTask.objects.filter(pk=mine.pk).exists()
     assert role_of(teammate) is None
     home = signed_in.get("/")
