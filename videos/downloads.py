@@ -1,7 +1,8 @@
 """Fetching a task's video (or thumbnail) on a user's behalf, for the download proxy.
 
 The provider's direct link is used while it lives; otherwise the provider's content
-endpoint, with the key, which never leaves the server. Every fetch goes through
+endpoint, with the key, which never leaves the server. The provider is the task's own
+connection's (a workspace's, or the deployment's), and so is the key. Every fetch goes through
 SafeFetcher: a link found in an API answer is untrusted input, and must not make the
 server reach into its own network.
 
@@ -18,14 +19,17 @@ import re
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
 
 from django.conf import settings
 from django.http import HttpResponseBase
 from django.utils.http import content_disposition_header
 
-from videos.client import VideoAPIClient
-from videos.models import VideoTask
-from videos.safe_fetch import Download, SafeFetcher
+from dashboard.encryption import Unreadable
+from videos.client import validate_task_id
+from videos.models import UNREADABLE_KEY_REASON, ProviderConnection, VideoTask
+from videos.safe_fetch import Download, FetchFailed, SafeFetcher
 
 VARIANTS = {
     "video": ("mp4", "video/mp4"),
@@ -53,27 +57,56 @@ INLINE_CSP = "default-src 'none'; media-src 'self'; sandbox allow-same-origin"
 BUSY_RETRY_AFTER = 5
 
 
-def fetcher() -> SafeFetcher:
-    """The fetcher for the provider's files: only the configured provider's exact origin
-    (scheme, host, port) may be on loopback or a private network."""
+def fetcher(connection: ProviderConnection | None = None) -> SafeFetcher:
+    """The fetcher for the files of `connection`'s provider (None: the deployment's own):
+    only that provider's exact origin (scheme, host, port) may be on loopback or a private
+    network."""
+    base_url = connection.base_url if connection is not None else settings.VIDEO_API_BASE_URL
     return SafeFetcher(
-        trusted_origins=[settings.VIDEO_API_BASE_URL],
+        trusted_origins=[base_url],
         max_bytes=settings.VIDEO_DOWNLOAD_MAX_BYTES,
         deadline=settings.VIDEO_DOWNLOAD_DEADLINE,
     )
 
 
+def provider_credentials(connection: ProviderConnection | None) -> dict[str, Any]:
+    """The key of a task's connection for SafeFetcher.open, scoped to that connection's base
+    URL: the fetcher sends it on no other origin and no other path, not even after a
+    redirect (the same scope as VideoAPIClient.credentials). Raises FetchFailed, transient,
+    when the stored key cannot be decrypted: the copy is tried again later, after a manager
+    has entered the key again."""
+    if connection is None:
+        base_url, api_key = settings.VIDEO_API_BASE_URL, settings.VIDEO_API_KEY
+    else:
+        try:
+            base_url, api_key = connection.base_url, connection.api_key()
+        except Unreadable:
+            raise FetchFailed(UNREADABLE_KEY_REASON, transient=True) from None
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return {"headers": headers, "headers_scope": base_url.rstrip("/")}
+
+
+def content_url(base_url: str, task_id: str, variant: str) -> str:
+    """`{base}/videos/{id}/content?variant=...`, exactly as VideoAPIClient.content_url names
+    it (a test pins the two together), without building a client and its session for a
+    URL: the bytes come through SafeFetcher, never through the client's session."""
+    task_path = quote(validate_task_id(task_id), safe="")
+    return f"{base_url.rstrip('/')}/videos/{task_path}/content?variant={quote(variant, safe='')}"
+
+
 def open_remote(task: VideoTask, variant: str = "video") -> Download:
-    """Open the bytes of a task's video or thumbnail at the provider. Raises FetchError."""
+    """Open the bytes of a task's video or thumbnail at the provider of the task's own
+    connection, with that connection's key. Raises FetchError."""
+    connection = task.connection
+    credentials = provider_credentials(connection)
     url = task.download_url if variant == "video" else ""
-    # The client only names the content URL and the key's scope: the bytes come through
-    # SafeFetcher, so its session never connects. Closed all the same.
-    with VideoAPIClient.from_settings() as client:
-        if not url:
-            return client.open_content(task.task_id, variant, fetcher())
-        # A direct link under the provider's base URL may need the key; SafeFetcher sends it
-        # to nothing else (another port, scheme or path of the same host, a CDN, a redirect).
-        return fetcher().open(url, **client.credentials())
+    if not url:
+        # No link of its own: the content endpoint, named by the client's one rule for a
+        # task's path (the ID percent-encoded), under the connection's base URL.
+        url = content_url(credentials["headers_scope"], task.task_id, variant)
+    # A direct link under the provider's base URL may need the key; SafeFetcher sends it to
+    # nothing else (another port, scheme or path of the same host, a CDN, a redirect).
+    return fetcher(connection).open(url, **credentials)
 
 
 def file_name(task: VideoTask, variant: str) -> str:

@@ -1,7 +1,8 @@
 """Kept copies: the worker copies each finished video (and its thumbnail, when the
 provider has one) into Django's storage before the provider's link expires, so downloads
 and the player keep working afterwards. Never regenerates a video: it only fetches bytes
-that already exist, with retries and backoff when the fetch fails.
+that already exist, from the provider of the task's own connection with that connection's
+key, with retries and backoff when the fetch fails.
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ def due(now=None) -> list[VideoTask]:
             next_keep_at__lte=now,
             status=Status.COMPLETED,
             remote_deleted_at__isnull=True,
-        ).order_by("next_keep_at")[:10]
+        )
+        # Each copy is fetched on its task's own connection (downloads.open_remote).
+        .select_related("connection")
+        .order_by("next_keep_at")[:10]
     )
 
 

@@ -202,8 +202,33 @@ class VideoTaskQuerySet(models.QuerySet):
             created.append(task)
         return created, [task_id for task_id in wanted if task_id in existing]
 
+    def on_connections(
+        self, *, only: Iterable[int | None] | None = None, exclude: Iterable[int | None] = ()
+    ) -> VideoTaskQuerySet:
+        """Tasks polled on the given connections (`only`), or on any but `exclude`; None in
+        either stands for the deployment's own connection (a null `connection`)."""
+        queryset = self
+        if only is not None:
+            only = set(only)
+            ids = [pk for pk in only if pk is not None]
+            match = Q(connection_id__in=ids) if ids else Q(pk__in=[])
+            queryset = queryset.filter(match | Q(connection__isnull=True) if None in only else match)
+        exclude = set(exclude)
+        if ids := [pk for pk in exclude if pk is not None]:
+            # Spelled out: a plain exclude(connection_id__in=...) must keep the null rows.
+            queryset = queryset.filter(Q(connection__isnull=True) | ~Q(connection_id__in=ids))
+        if None in exclude:
+            queryset = queryset.filter(connection__isnull=False)
+        return queryset
+
     def claim_due(
-        self, limit: int, lease: timedelta, *, due_before: datetime | None = None
+        self,
+        limit: int,
+        lease: timedelta,
+        *,
+        due_before: datetime | None = None,
+        only_connections: Iterable[int | None] | None = None,
+        exclude_connections: Iterable[int | None] = (),
     ) -> list[VideoTask]:
         """Lease up to `limit` due tasks to the caller and return them.
 
@@ -212,12 +237,17 @@ class VideoTaskQuerySet(models.QuerySet):
         the lease runs out. The lease token fences writes from a worker whose lease has
         expired meanwhile. On PostgreSQL, SKIP LOCKED lets several workers claim at once
         without waiting on each other.
+
+        `only_connections` / `exclude_connections` (see `on_connections`) keep the tasks
+        of a paused or blocked connection where they are: an extra condition on the rows
+        the `videotask_due` index finds, in the same order.
         """
         now = timezone.now()
         token = uuid.uuid4()
         with transaction.atomic():
             ids = list(
                 self.due(min(due_before or now, now))
+                .on_connections(only=only_connections, exclude=exclude_connections)
                 .order_by(F("next_poll_at").asc(nulls_first=True), "pk")
                 .select_for_update(skip_locked=True)
                 .values_list("pk", flat=True)[:limit]
@@ -936,6 +966,15 @@ def key_fingerprint(api_key: str) -> str:
 # still limiting us answers that probe with another 429, which starts the pause over: so a
 # long wait it really needs costs one request every MAX_PAUSE, not a stampede.
 MAX_PAUSE = timedelta(minutes=15)
+
+
+# Why a connection whose stored key no configured VIDEO_ENCRYPTION_KEYS decrypts is blocked
+# (ProviderConnection.api_key raises Unreadable); with the ciphertext's fingerprint, so a key
+# entered again lifts the block. Also what a download or a copy on it says.
+UNREADABLE_KEY_REASON = (
+    "The stored key can no longer be decrypted (VIDEO_ENCRYPTION_KEYS changed?); "
+    "a manager must enter it again."
+)
 
 
 class ProviderState(models.Model):

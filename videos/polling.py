@@ -10,6 +10,7 @@ stops the pass.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import random
@@ -23,8 +24,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
+from django.db.models import Q
 from django.utils import timezone
 
+from dashboard.encryption import Unreadable
 from videos import keep as copies
 from videos.client import (
     AuthError,
@@ -36,7 +39,14 @@ from videos.client import (
     VideoAPIClient,
 )
 from videos.fetch_pool import NOT_RUN, FetchPool
-from videos.models import ProviderState, TaskEvent, VideoTask, key_fingerprint
+from videos.models import (
+    UNREADABLE_KEY_REASON,
+    ProviderConnection,
+    ProviderState,
+    TaskEvent,
+    VideoTask,
+    key_fingerprint,
+)
 from videos.normalize import normalize, storable_json
 from videos.scrub import scrub_json
 
@@ -60,6 +70,14 @@ WRITE_WAIT = 0.1
 # after it ends (at most RELEASE_SPREAD_MAX seconds), not all in the same second.
 RELEASE_SPREAD = 0.1
 RELEASE_SPREAD_MAX = 30.0
+# Workspace connections are read again at most this often: a new key, base URL or request
+# ceiling reaches a running worker within seconds, without a query per claim.
+CONNECTIONS_TTL = 5.0
+
+
+def _signature(connection: ProviderConnection) -> tuple:
+    """What a connection's client is built from (see ConnectionRuntime.signature)."""
+    return (connection.base_url, connection.key_fingerprint(), connection.max_rps)
 
 
 def steady_delay(interval: float, age: float, rng: Callable[[], float] = random.random) -> float:
@@ -85,15 +103,30 @@ class PassReport:
     errors: int = 0
     handed_back: int = 0
     # "paused" (rate limited), "probing" (one request sent to learn whether a pause is
-    # over) or "blocked" (key refused / out of quota) when the provider held the pass back.
+    # over) or "blocked" (key refused / out of quota / unreadable) when the provider held
+    # the pass back: `provider` for the deployment's own connection, `connections` for a
+    # workspace's (by "name (#pk)").
     provider: str = ""
+    connections: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def note(self, runtime: ConnectionRuntime, state: str) -> None:
+        if runtime.key is None:
+            self.provider = state
+        elif state:
+            self.connections[runtime.label] = state
+        else:
+            self.connections.pop(runtime.label, None)
+
+    def state_of(self, runtime: ConnectionRuntime) -> str:
+        return self.provider if runtime.key is None else self.connections.get(runtime.label, "")
 
     def __str__(self) -> str:
         text = (
             f"claimed {self.claimed}, polled {self.polled}, changed {self.changed}, "
             f"errors {self.errors}, handed back {self.handed_back}"
         )
-        return text + (f", provider {self.provider}" if self.provider else "")
+        text += f", provider {self.provider}" if self.provider else ""
+        return text + "".join(f", {label} {state}" for label, state in sorted(self.connections.items()))
 
 
 @dataclass
@@ -103,8 +136,75 @@ class _Result:
     events: list[TaskEvent]
 
 
+class ConnectionRuntime:
+    """What the poller holds for one provider connection: its client, its state row (a
+    pause or a block, shared with the other workers), and this pass's halt and probe.
+
+    `key` is the connection's pk, None for the deployment's own (VIDEO_API_BASE_URL). A
+    connection whose stored key cannot be decrypted has no client: it stays blocked.
+    """
+
+    def __init__(
+        self,
+        key: int | None,
+        client: VideoAPIClient | None,
+        fingerprint: str,
+        *,
+        connection: ProviderConnection | None = None,
+        base_url: str = "",
+    ) -> None:
+        self.key = key
+        self.client = client
+        self.fingerprint = fingerprint
+        self.connection = connection
+        self.base_url = client.base_url if client is not None else base_url.rstrip("/")
+        # What the client was built from: a change of any rebuilds it.
+        self.signature = _signature(connection) if connection is not None else ()
+        self.state: ProviderState | None = None
+        # Set by a fetch thread the moment the provider says "stop" (429, 401/403, quota),
+        # so the other threads send nothing more to it before the main thread has seen it.
+        self.halted = threading.Event()
+        # The probe this worker sent after a pause (the task, and the hold's end), until
+        # its outcome is known; see ProviderState.claim_probe.
+        self.probe: tuple[VideoTask, datetime] | None = None
+        # The pass's own guard beyond the client's deadline (see Poller.overdue_after).
+        self.overdue_after = client.connect_timeout + client.timeout + 5.0 if client is not None else 0.0
+
+    @property
+    def label(self) -> str:
+        """How log lines and reports name it: never with its key."""
+        if self.connection is None:
+            return self.base_url
+        return f"{self.connection.name} (#{self.key})"
+
+    def describe(self) -> str:
+        if self.connection is None:
+            return f"provider {self.base_url}"
+        return (
+            f"connection #{self.key} {self.connection.name!r} of workspace "
+            f"{self.connection.workspace.slug!r} ({self.base_url})"
+        )
+
+    def is_blocked(self) -> bool:
+        return self.state is not None and self.state.is_blocked_for(self.fingerprint)
+
+    def close(self) -> None:
+        # The deployment's client belongs to the Poller's caller, who closes it.
+        if self.connection is not None and self.client is not None:
+            self.client.close()
+
+
 class Poller:
-    """Polls the due tasks of one provider. `run_pass` is one pass; the command loops it."""
+    """Polls the due tasks, each on its own provider connection. `run_pass` is one pass;
+    the command loops it.
+
+    `client` is the deployment's own connection (tasks without one); a workspace's
+    connection gets a client of its own, built from the stored row and rebuilt when its
+    base URL, key or request ceiling changes. Pauses, blocks and request ceilings are per
+    connection: a claim leaves out the tasks of every connection that is paused, blocked
+    or halted, so one team's refused key or rate limit never holds another's tasks. The
+    fetch threads are shared by all of them.
+    """
 
     def __init__(
         self,
@@ -129,17 +229,21 @@ class Poller:
         self.rng = rng
         self.fingerprint = key_fingerprint(client.api_key)
         self._pool = FetchPool(concurrency)
-        self._provider: ProviderState | None = None
-        # Set by a fetch thread the moment the provider says "stop" (429, 401/403, quota),
-        # so the other threads send nothing more before the main thread has even seen it.
-        self._halted = threading.Event()
-        # The probe this worker sent after a pause (the task, and the hold's end), until
-        # its outcome is known; see ProviderState.claim_probe.
-        self._probe: tuple[VideoTask, datetime] | None = None
-        # When each request in flight started (written by the pool threads). The client's
-        # deadline ends a request in `timeout` s; this is the pass's own guard beyond it,
-        # for what no socket deadline covers (a hung DNS lookup, a stuck thread).
-        self._sent_at: dict[int, float] = {}
+        self._default = ConnectionRuntime(None, client, self.fingerprint)
+        # Every connection's runtime by pk (None: the deployment's own), read again from the
+        # database at most every CONNECTIONS_TTL seconds.
+        self._runtimes: dict[int | None, ConnectionRuntime] = {None: self._default}
+        self._connections_read_at: float | None = None
+        # Runtimes replaced while their requests may still be in flight: closed after the pass.
+        self._retired: list[ConnectionRuntime] = []
+        # The runtime each claimed task is polled with, until its answer is folded in or it
+        # is handed back (a runtime replaced meanwhile still serves its own requests).
+        self._route: dict[int, ConnectionRuntime] = {}
+        # When each request in flight started, and how long it may take (written by the
+        # pool threads). The client's deadline ends a request in `timeout` s; this is the
+        # pass's own guard beyond it, for what no socket deadline covers (a hung DNS
+        # lookup, a stuck thread). `overdue_after` is the deployment connection's.
+        self._sent_at: dict[int, tuple[float, float]] = {}
         self.overdue_after = client.connect_timeout + client.timeout + 5.0
 
     @classmethod
@@ -154,11 +258,94 @@ class Poller:
 
     def close(self) -> None:
         self._pool.shutdown()
+        for runtime in [*self._runtimes.values(), *self._retired]:
+            runtime.close()
+        self._runtimes = {None: self._default}
+        self._retired = []
         self.client.close()
 
     def provider_state(self) -> ProviderState:
-        state, _ = ProviderState.objects.get_or_create(base_url=self.client.base_url)
-        return state
+        """The state row of the deployment's own connection."""
+        return ProviderState.for_connection(None, self.client.base_url)
+
+    def client_for(self, connection_id: int | None) -> VideoAPIClient | None:
+        """The client this worker polls `connection_id`'s tasks with (None: the deployment's
+        own connection); None when that connection is unknown or its key unreadable. The
+        Poller owns it: do not close it."""
+        self._refresh_connections()
+        runtime = self._runtimes.get(connection_id) or self._add_connections({connection_id})
+        return runtime.client if runtime is not None else None
+
+    # Connections
+
+    def _refresh_connections(self, *, force: bool = False) -> None:
+        """Read every workspace connection again (one query) when the last read is older than
+        CONNECTIONS_TTL: a new one gets a runtime, a changed one (base URL, key, ceiling) a
+        new client, a removed one goes."""
+        now = time.monotonic()
+        last = self._connections_read_at
+        if not force and last is not None and now - last < CONNECTIONS_TTL:
+            return
+        self._connections_read_at = now
+        seen: set[int | None] = {None}
+        for connection in ProviderConnection.objects.select_related("workspace"):
+            seen.add(connection.pk)
+            runtime = self._runtimes.get(connection.pk)
+            if (
+                runtime is not None
+                and runtime.signature == _signature(connection)
+                and runtime.client is not None
+            ):
+                runtime.connection = connection  # a new name is just shown
+                continue
+            self._replace(connection.pk, self._runtime_for(connection))
+        for key in set(self._runtimes) - seen:
+            self._replace(key, None)
+
+    def _add_connections(self, keys: set[int | None]) -> ConnectionRuntime | None:
+        """Runtimes for connections created since the last read (tasks of theirs were just
+        claimed); returns the runtime of one of them, for `client_for`."""
+        found = None
+        for connection in ProviderConnection.objects.select_related("workspace").filter(pk__in=keys - {None}):
+            found = self._runtimes[connection.pk] = self._runtime_for(connection)
+        return found
+
+    def _replace(self, key: int | None, runtime: ConnectionRuntime | None) -> None:
+        old = self._runtimes.pop(key, None)
+        if old is not None:
+            self._retired.append(old)
+        if runtime is not None:
+            self._runtimes[key] = runtime
+
+    def _runtime_for(self, connection: ProviderConnection) -> ConnectionRuntime:
+        fingerprint = connection.key_fingerprint()
+        try:
+            client = VideoAPIClient.for_connection(connection, pool_size=self.concurrency)
+        except Unreadable:
+            client = None  # blocked at the next claim (see _held_back), named in the log there
+        return ConnectionRuntime(
+            connection.pk, client, fingerprint, connection=connection, base_url=connection.base_url
+        )
+
+    def _read_states(self) -> None:
+        """Every runtime's state row, in one query: the deployment's own, and the connections
+        that are paused or blocked (a connection without a row, or with a clean one, is
+        healthy)."""
+        rows = ProviderState.objects.filter(
+            Q(connection__isnull=True, base_url=self.client.base_url)
+            | Q(connection__isnull=False) & (Q(paused_until__isnull=False) | ~Q(blocked_reason=""))
+        )
+        states = {row.connection_id: row for row in rows}
+        for key, runtime in self._runtimes.items():
+            runtime.state = states.get(key)
+
+    def _state(self, runtime: ConnectionRuntime) -> ProviderState:
+        """The runtime's state row, made when there is none yet (to pause or block it)."""
+        if runtime.state is None:
+            runtime.state = ProviderState.for_connection(runtime.connection, runtime.base_url)
+        return runtime.state
+
+    # A pass
 
     def run_pass(self, should_stop: Callable[[], bool] = lambda: False) -> PassReport:
         """Poll every task due when the pass starts, once. Returns what happened."""
@@ -166,8 +353,10 @@ class Poller:
         started = timezone.now()
         results: queue.SimpleQueue = queue.SimpleQueue()
         cancelled = threading.Event()
-        self._halted.clear()
+        for runtime in self._runtimes.values():
+            runtime.halted.clear()
         self._sent_at.clear()
+        self._route.clear()
         next_overdue_check = time.monotonic() + 1.0
         in_flight: dict[int, VideoTask] = {}
         unsent: list[VideoTask] = []
@@ -199,10 +388,6 @@ class Poller:
             ):
                 self._write(writes, report)
                 writes = []
-            if claiming and self._halted.is_set():
-                # Nothing more is sent; what is in flight may still answer.
-                claiming = False
-                cancelled.set()
             if grace_ends is None and should_stop():
                 claiming = False
                 cancelled.set()
@@ -215,11 +400,19 @@ class Poller:
         leftovers = unsent + list(in_flight.values())
         if leftovers:
             report.handed_back += self._hand_back(leftovers)
-        if self._halted.is_set() and not report.provider:
-            report.provider = "blocked" if self._provider_blocked() else "paused"
-        if report.polled or report.errors or report.provider:
+        for runtime in self._runtimes.values():
+            if runtime.halted.is_set() and not report.state_of(runtime):
+                report.note(runtime, "blocked" if runtime.is_blocked() else "paused")
+        self._close_retired()
+        if report.polled or report.errors or report.provider or report.connections:
             logger.info("poll pass: %s", report)
         return report
+
+    def _close_retired(self) -> None:
+        # Their requests have all been answered or given up on by now.
+        for runtime in self._retired:
+            runtime.close()
+        self._retired = []
 
     def _top_up(
         self,
@@ -232,8 +425,11 @@ class Poller:
         """Claim more due tasks and queue their requests. False when none was left."""
         claimed = self._claim(self.batch_size - len(in_flight), started, report)
         for task in claimed:
+            runtime = self._route[task.pk]
             in_flight[task.pk] = task
-            self._pool.submit(task.pk, partial(self._fetch, task.pk, task.task_id), results, cancelled)
+            self._pool.submit(
+                task.pk, partial(self._fetch, runtime, task.pk, task.task_id), results, cancelled
+            )
         return bool(claimed)
 
     def _collect(
@@ -267,96 +463,155 @@ class Poller:
             return None
 
     def _claim(self, limit: int, started: datetime, report: PassReport) -> list[VideoTask]:
-        """Lease up to `limit` more due tasks, unless the provider is blocked or paused.
+        """Lease up to `limit` more due tasks, leaving out those of every connection that is
+        blocked, paused or halted.
 
-        Right after a pause, one task only: the probe. The others wait until it has been
-        answered without a 429 (the next claim then ends the pause for every worker).
+        Right after a connection's pause, one task of it only: the probe. Its other tasks
+        wait until the probe has been answered without a 429 (the next claim then ends the
+        pause for every worker).
         """
         now = timezone.now()
-        self._provider = state = self.provider_state()
-        if state.is_blocked_for(self.fingerprint):
-            report.provider = "blocked"
-            return []
-        if self._probe is not None:
-            probe, hold = self._probe
-            if state.paused_until == hold and hold > now and probe.lease_token is not None:
-                report.provider = "probing"  # still on its way
-                return []
-            if state.paused_until == hold and probe.lease_token is None:
-                # Its answer was written, and it was no 429: that would have restarted the pause.
-                state.end_probe(hold, answered=True)
-                report.provider = ""
-                logger.info("provider %s answered the probe; the pause is over", self.client.base_url)
-            self._probe = None
-        if state.is_paused(now):
-            report.provider = "paused"
-            return []
-        if state.probe_due(now):
-            return self._claim_probe(state, now, started, report)
-        tasks = VideoTask.objects.claim_due(max(limit, 1), self.lease, due_before=started)
-        report.claimed += len(tasks)
+        self._refresh_connections()
+        self._read_states()
+        held_back: set[int | None] = set()
+        tasks: list[VideoTask] = []
+        for runtime in list(self._runtimes.values()):
+            state = self._held_back(runtime, now)
+            if state == "probe":
+                held_back.add(runtime.key)
+                tasks += self._claim_probe(runtime, now, started, report)
+            elif state:
+                held_back.add(runtime.key)
+                if state != "halted":
+                    report.note(runtime, state)
+            else:
+                report.note(runtime, "")
+        claimed = VideoTask.objects.claim_due(
+            max(limit - len(tasks), 1), self.lease, due_before=started, exclude_connections=held_back
+        )
+        report.claimed += len(claimed)
+        if unknown := {task.connection_id for task in claimed} - set(self._runtimes):
+            self._add_connections(unknown)
+        for task in claimed:
+            runtime = self._runtimes.get(task.connection_id)
+            if runtime is None or runtime.client is None:
+                # A connection this worker cannot poll yet (its key unreadable, found just
+                # now): handed back unpolled; the next claim blocks it or leaves it out.
+                report.handed_back += self._release([task], now)
+                continue
+            self._route[task.pk] = runtime
+            tasks.append(task)
         return tasks
 
+    def _held_back(self, runtime: ConnectionRuntime, now: datetime) -> str:
+        """Why `runtime`'s tasks are not to be claimed now ("blocked", "paused", "probing",
+        "halted"), "probe" when one of them is to be sent as the probe, or "" to go on."""
+        if runtime.client is None:
+            if not runtime.is_blocked():
+                self._state(runtime).block(UNREADABLE_KEY_REASON, runtime.fingerprint)
+                logger.error(
+                    "%s: the stored key can no longer be decrypted (VIDEO_ENCRYPTION_KEYS changed?); "
+                    "its tasks wait until a manager enters the key again.",
+                    runtime.describe(),
+                )
+            return "blocked"
+        if runtime.is_blocked():
+            return "blocked"
+        if runtime.halted.is_set():
+            return "halted"  # reported at the end of the pass, once its answer is folded in
+        state = runtime.state
+        paused_until = state.paused_until if state is not None else None
+        if runtime.probe is not None:
+            probe, hold = runtime.probe
+            if paused_until == hold and hold > now and probe.lease_token is not None:
+                return "probing"  # still on its way
+            if state is not None and paused_until == hold and probe.lease_token is None:
+                # Its answer was written, and it was no 429: that would have restarted the pause.
+                state.end_probe(hold, answered=True)
+                logger.info("%s answered the probe; the pause is over", runtime.describe())
+            runtime.probe = None
+        if state is None:
+            return ""
+        if state.is_paused(now):
+            return "paused"
+        if state.probe_due(now):
+            return "probe"
+        return ""
+
     def _claim_probe(
-        self, state: ProviderState, now: datetime, started: datetime, report: PassReport
+        self, runtime: ConnectionRuntime, now: datetime, started: datetime, report: PassReport
     ) -> list[VideoTask]:
+        state = self._state(runtime)
         hold = state.claim_probe(now, self.lease)
         if hold is None:
-            report.provider = "paused"  # another worker is probing
+            report.note(runtime, "paused")  # another worker is probing
             return []
-        tasks = VideoTask.objects.claim_due(1, self.lease, due_before=started)
+        tasks = VideoTask.objects.claim_due(1, self.lease, due_before=started, only_connections={runtime.key})
         if not tasks:
             state.end_probe(hold, answered=False)  # nothing to ask about yet
             return []
-        self._probe = (tasks[0], hold)
-        report.provider = "probing"
+        runtime.probe = (tasks[0], hold)
+        self._route[tasks[0].pk] = runtime
+        report.note(runtime, "probing")
         report.claimed += 1
         return tasks
 
-    def _fetch(self, pk: int, task_id: str) -> Any:
-        """Runs on a pool thread: one request, unless the provider has said stop."""
-        if self._halted.is_set():
+    def _fetch(self, runtime: ConnectionRuntime, pk: int, task_id: str) -> Any:
+        """Runs on a pool thread: one request, unless the task's connection has said stop."""
+        if runtime.halted.is_set():
             return NOT_RUN
-        self._sent_at[pk] = time.monotonic()
+        limit = self.overdue_after if runtime.key is None else runtime.overdue_after
+        self._sent_at[pk] = (time.monotonic(), limit)
         try:
-            return self.client.retrieve(task_id)
+            return runtime.client.retrieve(task_id)
         except (RateLimited, AuthError, QuotaExceeded):
-            self._halted.set()
+            runtime.halted.set()
             raise
 
     def _give_up_overdue(self, in_flight: dict[int, VideoTask]) -> int:
         """Hand back, with a backoff, the tasks whose request has run past its deadline, so
         the pass goes on without them; their late answers are dropped. Returns how many."""
-        cutoff = time.monotonic() - self.overdue_after
-        overdue = [pk for pk, at in list(self._sent_at.items()) if at < cutoff and pk in in_flight]
+        now = time.monotonic()
+        overdue = [
+            pk for pk, (at, limit) in list(self._sent_at.items()) if now - at > limit and pk in in_flight
+        ]
         if not overdue:
             return 0
         tasks = []
         for pk in overdue:
             self._sent_at.pop(pk, None)
+            self._route.pop(pk, None)
             tasks.append(task := in_flight.pop(pk))
             logger.warning("task %s (%s): no answer past the request deadline; handed back", pk, task.task_id)
         return self._release(
             tasks, timezone.now() + timedelta(seconds=backoff_delay(self.interval, 1, self.rng))
         )
 
-    def _provider_blocked(self) -> bool:
-        return self._provider is not None and self._provider.is_blocked_for(self.fingerprint)
+    def _runtime_of(self, task: VideoTask) -> ConnectionRuntime:
+        return self._route.get(task.pk) or self._runtimes.get(task.connection_id) or self._default
 
     def _hand_back(self, tasks: list[VideoTask]) -> int:
         """Release tasks that were claimed but not polled: due again at once, or spread over
-        a short window after the provider's pause ends."""
-        state = self._provider
-        if self._probe is not None and state is not None:
-            probe, hold = self._probe
-            if any(task.pk == probe.pk for task in tasks):
-                state.end_probe(hold, answered=False)  # never answered: the next one goes first
-                self._probe = None
+        a short window after their connection's pause ends."""
+        by_runtime: dict[int, tuple[ConnectionRuntime, list[VideoTask]]] = {}
+        for task in tasks:
+            runtime = self._runtime_of(task)
+            self._route.pop(task.pk, None)
+            by_runtime.setdefault(id(runtime), (runtime, []))[1].append(task)
         now = timezone.now()
-        when, spread = now, timedelta(0)
-        if state is not None and state.is_paused(now):
-            when, spread = state.paused_until, self._release_spread(state.paused_until - now)
-        return self._release(tasks, when, spread=spread)
+        handed = 0
+        for runtime, group in by_runtime.values():
+            state = runtime.state
+            if runtime.probe is not None and state is not None:
+                probe, hold = runtime.probe
+                if any(task.pk == probe.pk for task in group):
+                    state.end_probe(hold, answered=False)  # never answered: the next one goes first
+                    runtime.probe = None
+            when, spread = now, timedelta(0)
+            if state is not None and state.is_paused(now):
+                when, spread = state.paused_until, self._release_spread(state.paused_until - now)
+            handed += self._release(group, when, spread=spread)
+        return handed
 
     def _release(self, tasks: list[VideoTask], when: datetime, *, spread: timedelta = timedelta(0)) -> int:
         """Hand `tasks` back under the lease each was claimed with, due at `when` (spread
@@ -376,11 +631,13 @@ class Poller:
     def _fold(self, task: VideoTask, value: Any, error: BaseException | None) -> _Result:
         """Decide the task's new fields (in memory) from one request's outcome. Never raises."""
         now = timezone.now()
+        runtime = self._runtime_of(task)
+        self._route.pop(task.pk, None)
         try:
             if error is None:
-                fields, events = self._apply_answer(task, value, now)
+                fields, events = self._apply_answer(runtime, task, value, now)
             elif isinstance(error, ProviderError):
-                fields, events = self._apply_error(task, error, now)
+                fields, events = self._apply_error(runtime, task, error, now)
             else:
                 logger.error(
                     "task %s (%s): unexpected error while polling", task.pk, task.task_id, exc_info=error
@@ -442,11 +699,11 @@ class Poller:
             logger.exception("task %s: could not hand it back either; its lease will expire", task.pk)
 
     def _apply_answer(
-        self, task: VideoTask, answer: TaskAnswer, now: datetime
+        self, runtime: ConnectionRuntime, task: VideoTask, answer: TaskAnswer, now: datetime
     ) -> tuple[set[str], list[TaskEvent]]:
         # Providers echo the key (in errors, metadata, anywhere): scrubbed before any of the
         # answer is read, cut to a column, stored or shown (error_message, raw_payload...).
-        payload = scrub_json(answer.payload, self.client.api_key)
+        payload = scrub_json(answer.payload, runtime.client.api_key if runtime.client else "")
         fields, events = task.apply_snapshot(normalize(payload), now)
         fields |= copies.start(task, now)
         # Always the latest answer (never compared: claim_due leaves the old one unloaded).
@@ -469,7 +726,7 @@ class Poller:
         return fields, events
 
     def _apply_error(
-        self, task: VideoTask, error: ProviderError, now: datetime
+        self, runtime: ConnectionRuntime, task: VideoTask, error: ProviderError, now: datetime
     ) -> tuple[set[str], list[TaskEvent]]:
         if isinstance(error, NotFound):
             fields, events = task.apply_not_found(now)
@@ -482,17 +739,17 @@ class Poller:
             wait_for = error.retry_after
             if wait_for is None:
                 wait_for = backoff_delay(self.interval, task.consecutive_errors + 1, self.rng)
-            state = self._provider or self.provider_state()
-            probing = self._probe is not None and self._probe[0].pk == task.pk
+            state = self._state(runtime)
+            probing = runtime.probe is not None and runtime.probe[0].pk == task.pk
             if probing:
-                self._probe = None
+                runtime.probe = None
             before = state.paused_until
             # Capped at MAX_PAUSE, then another probe; the probe's 429 starts it over.
             until = state.pause_until(now + timedelta(seconds=wait_for), now, restart=probing)
             if until != before:
                 logger.warning(
-                    "provider %s rate limited us%s; pausing until %s",
-                    self.client.base_url,
+                    "%s rate limited us%s; pausing its tasks until %s",
+                    runtime.describe(),
                     " again (the probe)" if probing else "",
                     until,
                 )
@@ -501,12 +758,12 @@ class Poller:
             task.next_poll_at = until + spread * self.rng()
             return {"last_error"}, []
         if isinstance(error, AuthError | QuotaExceeded):
-            state = self._provider or self.provider_state()
-            if not state.is_blocked_for(self.fingerprint):
-                state.block(error.message, self.fingerprint)
+            state = self._state(runtime)
+            if not state.is_blocked_for(runtime.fingerprint):
+                state.block(error.message, runtime.fingerprint)
                 logger.error(
-                    "provider %s: %s Polling stops until the key changes or an operator resumes it.",
-                    self.client.base_url,
+                    "%s: %s Its tasks wait until the key changes or an operator resumes it.",
+                    runtime.describe(),
                     error.message,
                 )
             task.last_error = error.message

@@ -10,14 +10,16 @@ the video, and sending it again could bill a second one. So the attempt is marke
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from dashboard.encryption import Unreadable
 from videos import keep as copies
 from videos.client import (
     AuthError,
@@ -210,28 +212,97 @@ class Listed:
     snapshot: Snapshot
 
 
-def reconcile(client: VideoAPIClient, now: datetime | None = None) -> int:
+def reconcile(
+    client: VideoAPIClient,
+    now: datetime | None = None,
+    *,
+    client_for: Callable[[int], VideoAPIClient | None] | None = None,
+) -> int:
     """Look for the videos of "unknown" creates in the provider's list; returns how many
-    were settled (found and tracked, or given up as never created)."""
+    were settled (found and tracked, or given up as never created).
+
+    Each create is looked for on the connection it was sent to: `client` for the
+    deployment's own, `client_for(connection_id)` for a workspace's (the worker passes its
+    poller's, which it owns; None when the key cannot be used). Without `client_for`, a
+    client is made from the connection for this call and closed after.
+    """
     now = now or timezone.now()
-    pending = list(Submission.objects.to_reconcile(now).select_related("owner"))
-    if not pending:
+    pending = list(Submission.objects.to_reconcile(now).select_related("owner", "connection__workspace"))
+    by_connection: dict[int | None, list[Submission]] = {}
+    for submission in pending:
+        by_connection.setdefault(submission.connection_id, []).append(submission)
+    settled = 0
+    for key, group in by_connection.items():
+        if key is None:
+            settled += _reconcile_on(client, None, group, now)
+        elif client_for is not None:
+            settled += _reconcile_on(client_for(key), key, group, now)
+        else:
+            settled += _reconcile_with_own_client(group, now)
+    return settled
+
+
+def _reconcile_with_own_client(group: list[Submission], now: datetime) -> int:
+    connection = group[0].connection
+    try:
+        own = VideoAPIClient.for_connection(connection)
+    except Unreadable:
+        return _reconcile_on(None, connection.pk, group, now)
+    with own:
+        return _reconcile_on(own, connection.pk, group, now)
+
+
+def _reconcile_on(
+    client: VideoAPIClient | None, key: int | None, pending: list[Submission], now: datetime
+) -> int:
+    """Reconcile one connection's creates (`key`: its pk, None for the deployment's own)
+    against that connection's list, read with its `client` (None: not usable now)."""
+    if client is None:
+        logger.warning(
+            "connection #%s: its key cannot be used now; %d lost create(s) wait for it",
+            key,
+            len(pending),
+        )
+        for submission in pending:
+            _look_again_later(submission, now)
         return 0
     try:
         videos = _recent_videos(client, min(s.created_at for s in pending) - MATCH_WINDOW)
     except ProviderError as error:
-        logger.warning("could not list the provider's videos to reconcile creates: %s", error.message)
+        logger.warning(
+            "could not list the videos of %s to reconcile creates: %s",
+            f"connection #{key}" if key is not None else "the provider",
+            error.message,
+        )
         for submission in pending:
             _look_again_later(submission, now)
         return 0
     settled = 0
-    taken = set(
-        VideoTask.objects.filter(task_id__in=[v.task_id for v in videos]).values_list("task_id", flat=True)
+    # A listed video is not a lost create's when it is tracked already on this connection
+    # (in any workspace), nor can it be tracked in a workspace that has a task of that ID
+    # (a task ID is unique within a workspace, whatever its connection).
+    same_connection = Q(connection__isnull=True) if key is None else Q(connection_id=key)
+    tracked = VideoTask.objects.filter(task_id__in=[v.task_id for v in videos]).filter(
+        same_connection | Q(workspace_id__in={s.workspace_id for s in pending})
     )
+    on_connection: set[str] = set()
+    in_workspace: set[tuple[int, str]] = set()
+    for workspace_id, connection_id, task_id in tracked.values_list(
+        "workspace_id", "connection_id", "task_id"
+    ):
+        in_workspace.add((workspace_id, task_id))
+        if connection_id == key:
+            on_connection.add(task_id)
     for submission in sorted(pending, key=lambda s: s.created_at):
-        match = _best_match(submission, [v for v in videos if v.task_id not in taken])
+        free = [
+            v
+            for v in videos
+            if v.task_id not in on_connection and (submission.workspace_id, v.task_id) not in in_workspace
+        ]
+        match = _best_match(submission, free)
         if match is not None:
-            taken.add(match.task_id)
+            # One video is one create: nobody else's from now on.
+            on_connection.add(match.task_id)
             # Scrubbed like any answer before it is stored (the key may be anywhere in it).
             payload = scrub_json(match.payload, client.api_key)
             submission.mark_created(_track(submission, scrub(match.task_id, client.api_key), payload))

@@ -320,7 +320,7 @@ class Worker:
         return report.claimed > 0
 
     def reconcile(self) -> bool:
-        settled = submissions.reconcile(self.poller.client)
+        settled = submissions.reconcile(self.poller.client, client_for=self.poller.client_for)
         self.counts["reconciled"] += settled
         return settled > 0
 
