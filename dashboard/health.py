@@ -5,9 +5,10 @@ redirected to HTTPS nor rejected by ALLOWED_HOSTS, and it must say whether the
 database answers.
 
 To the world it says only `ok` (200) or `not ok` (503). A request carrying the token in
-HEALTHZ_TOKEN gets the detail as JSON: the database, the newest worker heartbeat and the
-background jobs that keep failing. The token goes in `Authorization: Bearer <token>`, or,
-for monitors that cannot set a header, in `?token=<token>` (which access logs record).
+HEALTHZ_TOKEN gets the detail as JSON: the database, the newest worker heartbeat, the
+background jobs that keep failing and the provider connections the worker holds back. The
+token goes in `Authorization: Bearer <token>`, or, for monitors that cannot set a header,
+in `?token=<token>` (which access logs record).
 """
 
 from __future__ import annotations
@@ -40,17 +41,23 @@ def worker_health() -> dict:
     from django.utils import timezone
 
     from videos.models import WorkerHeartbeat
-    from videos.worker_status import heard_since, is_silent
+    from videos.worker_status import heard_since, held_back, is_silent
 
     now = timezone.now()
     try:
         last_seen, failing = WorkerHeartbeat.objects.overview(seen_since=heard_since(now))
+        connections = held_back(now)
     except DatabaseError:
         logger.warning("health check: could not read the worker heartbeat", exc_info=True)
         return {"last_seen": None, "alive": False, "failing_jobs": []}
     alive = not is_silent(last_seen, now)
     seen = last_seen.isoformat() if last_seen else None
-    return {"last_seen": seen, "alive": alive, "failing_jobs": failing}
+    health = {"last_seen": seen, "alive": alive, "failing_jobs": failing}
+    if connections:
+        # Provider connections blocked (key refused, quota, unreadable) or paused, by id and
+        # name (never a key); present only then, so a monitor can alert on the key itself.
+        health["connections_held_back"] = connections
+    return health
 
 
 def may_see_detail(request: HttpRequest) -> bool:

@@ -1,4 +1,5 @@
-"""Is anything polling? What the dashboard's banner says about the worker and the provider."""
+"""Is anything polling? What a board's banner says about the worker, the deployment's own
+provider connection and the workspace's connections."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import dateparse, timezone
 
-from videos.models import ProviderState, WorkerHeartbeat, key_fingerprint
+from videos.models import ProviderState, WorkerHeartbeat, Workspace, key_fingerprint
 
 # A worker that has not been seen for this long is reported as not polling.
 STALE_AFTER = timedelta(minutes=1)
@@ -40,31 +42,99 @@ class FailingJob:
         return cls(str(job.get("job", "")), str(job.get("label", "")), int(job.get("failures") or 0), since)
 
 
+def held_back(now: datetime | None = None) -> list[dict]:
+    """Every provider connection the worker is holding back, for /healthz's detail: the
+    deployment's own (id None) and each workspace's, by id and name, blocked or paused
+    until when. One query; never a key, nor a block's reason (it quotes the provider)."""
+    now = now or timezone.now()
+    states = (
+        ProviderState.objects.filter(Q(paused_until__gt=now) | ~Q(blocked_reason=""))
+        .select_related("connection__workspace")
+        .order_by("pk")
+    )
+    found = []
+    for state in states:
+        connection = state.connection
+        fingerprint = (
+            key_fingerprint(settings.VIDEO_API_KEY) if connection is None else connection.key_fingerprint()
+        )
+        if state.is_blocked_for(fingerprint):
+            held = {"state": "blocked", "since": state.blocked_at.isoformat() if state.blocked_at else None}
+        elif state.is_paused(now):
+            held = {"state": "paused", "until": state.paused_until.isoformat()}
+        else:
+            continue
+        if connection is None:
+            found.append({"id": None, "name": "the deployment's own", "base_url": state.base_url, **held})
+        else:
+            found.append(
+                {"id": connection.pk, "name": connection.name, "workspace": connection.workspace.slug, **held}
+            )
+    return found
+
+
+@dataclass(frozen=True)
+class ConnectionTrouble:
+    """A workspace connection the worker is holding back: blocked (its key refused, out of
+    quota, or no longer readable) or paused (rate limited) until a time."""
+
+    pk: int
+    name: str
+    blocked: str
+    paused_until: datetime | None
+
+
 @dataclass(frozen=True)
 class WorkerStatus:
     last_seen: datetime | None
+    # The deployment's own connection (VIDEO_API_BASE_URL / VIDEO_API_KEY).
     provider_blocked: str
     provider_paused_until: datetime | None
     # Shown to every signed-in person: what fails and since when, never the error itself
     # (that is in the worker's log and in /healthz with its token).
     failing_jobs: tuple[FailingJob, ...] = ()
+    # The asking workspace's own connections that are blocked or paused, by name.
+    connections: tuple[ConnectionTrouble, ...] = ()
+    workspace_slug: str = ""
 
     @classmethod
-    def current(cls) -> WorkerStatus:
-        state = ProviderState.objects.filter(base_url=settings.VIDEO_API_BASE_URL).first()
-        blocked = ""
-        paused_until = None
-        if state is not None:
-            if state.is_blocked_for(key_fingerprint(settings.VIDEO_API_KEY)):
-                blocked = state.blocked_reason
-            if state.is_paused(timezone.now()):
-                paused_until = state.paused_until
-        last_seen, failing = WorkerHeartbeat.objects.overview(seen_since=heard_since(timezone.now()))
+    def current(cls, workspace: Workspace | None = None) -> WorkerStatus:
+        """What a board says about the worker: the heartbeat, the deployment's own
+        connection and, given a `workspace`, that workspace's connections. A constant number
+        of queries: one for the connections' states (the deployment's and the workspace's
+        together), and the heartbeat's."""
+        now = timezone.now()
+        default = settings.VIDEO_API_BASE_URL
+        # The poller keys the deployment's row by the client's base URL (no trailing slash).
+        wanted = Q(connection__isnull=True, base_url__in={default, default.rstrip("/")})
+        if workspace is not None:
+            wanted |= Q(connection__workspace=workspace) & (Q(paused_until__gt=now) | ~Q(blocked_reason=""))
+        blocked, paused_until = "", None
+        troubles = []
+        for state in ProviderState.objects.filter(wanted).select_related("connection").order_by("pk"):
+            connection = state.connection
+            if connection is None:
+                if state.is_blocked_for(key_fingerprint(settings.VIDEO_API_KEY)):
+                    blocked = state.blocked_reason
+                if state.is_paused(now) and paused_until is None:
+                    paused_until = state.paused_until
+                continue
+            trouble = ConnectionTrouble(
+                connection.pk,
+                connection.name,
+                state.blocked_reason if state.is_blocked_for(connection.key_fingerprint()) else "",
+                state.paused_until if state.is_paused(now) else None,
+            )
+            if trouble.blocked or trouble.paused_until:
+                troubles.append(trouble)
+        last_seen, failing = WorkerHeartbeat.objects.overview(seen_since=heard_since(now))
         return cls(
             last_seen,
             blocked,
             paused_until,
             tuple(FailingJob.from_heartbeat(job) for job in failing),
+            tuple(sorted(troubles, key=lambda t: t.name.lower())),
+            workspace.slug if workspace is not None else "",
         )
 
     @property
