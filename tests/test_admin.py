@@ -118,3 +118,18 @@ def test_a_blocked_provider_can_be_resumed(admin_client):
     admin_client.post("/admin/videos/providerstate/", {"action": "resume", "_selected_action": [state.pk]})
     state.refresh_from_db()
     assert state.blocked_reason == ""
+
+
+def test_a_long_task_list_counts_only_up_to_a_cap(admin_client, owner, monkeypatch):
+    # The list counts rows up to the cap and no further (a full COUNT reads every row), and
+    # says so: "120+", never a made-up total.
+    from videos.admin import CappedCountPaginator
+
+    monkeypatch.setattr(CappedCountPaginator, "cap", 120)
+    tasks_for(130, owner)
+    html = admin_client.get("/admin/videos/videotask/").content.decode()
+    assert "120+ video tasks" in html
+    assert "130 video tasks" not in html and "Select all 120+ video tasks" in html
+    assert admin_client.get("/admin/videos/videotask/?p=2").status_code == 200
+    few = admin_client.get("/admin/videos/videotask/?model=model-1").content.decode()
+    assert f"{sum(1 for i in range(130) if i % 3 == 1)} video tasks" in few  # under the cap: exact
