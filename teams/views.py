@@ -304,7 +304,7 @@ def delete_workspace(request: HttpRequest, slug: str) -> HttpResponse:
         name, pk = workspace.name, workspace.pk
         workspace.delete()
         # The trail went with the workspace; the log keeps who deleted it.
-        logger.info("workspace %s (%s) deleted by user %s", pk, name, request.user.pk)
+        logger.info("workspace %s (%r) deleted by user %s", pk, name, request.user.pk)
         messages.success(request, f"The workspace {name} and its tasks were deleted.")
         return redirect("videos:dashboard")
     status = 400 if request.method == "POST" else 200
