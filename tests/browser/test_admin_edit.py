@@ -16,7 +16,7 @@ LIVE_TIMEOUT = 10_000
 
 
 def is_live_answer(response: Response) -> bool:
-    return "/tasks/live/" in response.url
+    return "/live/" in response.url  # a board's refresh, /w/<slug>/live/
 
 
 def admin_page(browser: Browser, live_url: str) -> Page:

@@ -55,7 +55,7 @@ def live_requests(page: Page) -> list[str]:
 
 
 def is_live_request(request: Request) -> bool:
-    return "/tasks/live/" in request.url
+    return "/live/" in request.url  # a board's refresh, /w/<slug>/live/
 
 
 def count(page: Page, status: str) -> Locator:

@@ -170,7 +170,7 @@ def test_stop_tracking_asks_first_and_only_removes_on_yes(login, owner, live_url
 
     page.once("dialog", lambda dialog: dialog.accept())
     stop.click()
-    page.wait_for_url(f"{live_url}/")
+    page.wait_for_url(f"{live_url}/w/owner/")  # the task's board, by its slug
     expect(page.locator(".messages")).to_contain_text("Stopped tracking Stop me.")
     expect(page.locator(f"#task-{task.pk}")).to_have_count(0)
     expect(page.locator(f"#task-{other.pk}")).to_be_visible()
