@@ -180,9 +180,10 @@ def run(sizes: list[int], rounds: int, connection: Any) -> list[Measure]:
 
 
 def report(results: list[Measure], connection: Any, rounds: int) -> None:
-    engine = f"{connection.vendor} {'.'.join(map(str, connection.Database.sqlite_version_info))}"
     if connection.vendor == "postgresql":
         engine = f"PostgreSQL {connection.pg_version // 10000}"
+    else:
+        engine = f"{connection.vendor} {'.'.join(map(str, connection.Database.sqlite_version_info))}"
     print(f"One workspace, {engine}, {rounds} requests each (median / p95; queries incl. session and user)")
     print(f"{'tasks':>8}  {'request':<24} {'median':>9} {'p95':>9} {'queries':>8}  status")
     for m in results:
