@@ -1,7 +1,8 @@
 """How fast the poller gets through a backlog, next to the two obvious ways of asking.
 
     .venv/bin/python bench/poll_bench.py [--tasks 2000] [--latency 100] [--concurrency 64]
-                                         [--serial-sample 100] [--check] [--profile]
+                                         [--serial-sample 100] [--connections 0]
+                                         [--check] [--profile]
 
 (`make bench` runs it with these defaults, then the dashboard benchmark.)
 
@@ -19,6 +20,11 @@ Creates `--tasks` due, active tasks, then measures in one run, in this order:
    claiming, requests, normalising, writing the results and timeline events. Afterwards it
    checks that every task was polled exactly once and that the provider saw one request per
    task; a failed check exits 1 whatever the figures.
+
+`--connections N` puts the tasks on N workspace connections (each in a workspace of its own,
+with a key of its own, all on the same fake provider) instead of the deployment's own, round
+robin: the poller then keeps a client, a state row and a claim filter per connection, as a
+deployment with many teams does.
 
 Each client is warmed up first (connections opened, the database touched) outside the timing.
 The targets at 100 ms, 2,000 tasks and concurrency 64: the poller at least 40x the serial
@@ -168,12 +174,18 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=100.0, help="provider latency in milliseconds")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--serial-sample", type=int, default=100, help="tasks the serial loop asks about")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=0,
+        help="spread the tasks over this many workspace connections (0: the deployment's own)",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--profile", action="store_true", help="profile a second poller pass")
     parser.add_argument("--profile-top", type=int, default=25, help="entries of the profile to print")
     args = parser.parse_args()
-    if args.tasks < 1 or args.concurrency < 1 or args.serial_sample < 1:
-        parser.error("--tasks, --concurrency and --serial-sample must be at least 1")
+    if args.tasks < 1 or args.concurrency < 1 or args.serial_sample < 1 or args.connections < 0:
+        parser.error("--tasks, --concurrency and --serial-sample must be at least 1, --connections 0 or more")
     args.serial_sample = min(args.serial_sample, args.tasks)
 
     provider = Provider(args.latency)
@@ -225,12 +237,17 @@ def quiet_logs() -> None:
 
 
 def run(args: argparse.Namespace, provider: Provider, connection: Any) -> int:
-    task_ids = create_tasks(args.tasks)
+    task_ids = create_tasks(args.tasks, args.connections)
     warmup_ids = [f"{WARMUP_PREFIX}{i}" for i in range(args.concurrency)]
 
     print(
         f"Poll benchmark: {args.tasks:,} active tasks, provider latency {args.latency:g} ms, "
-        f"concurrency {args.concurrency}"
+        f"concurrency {args.concurrency}, "
+        + (
+            f"on {args.connections} workspace connections"
+            if args.connections
+            else "on the deployment's connection"
+        )
     )
     print(f"machine: {machine()}; Python {platform.python_version()}; database {database(connection)}")
     busy = busy_machine()
@@ -281,20 +298,47 @@ def run(args: argparse.Namespace, provider: Provider, connection: Any) -> int:
     return 0
 
 
-def create_tasks(count: int) -> list[str]:
-    """`count` tasks that have never been polled: pending, next_poll_at unset, so all are due."""
+def create_tasks(count: int, connections: int = 0) -> list[str]:
+    """`count` tasks that have never been polled: pending, next_poll_at unset, so all are due.
+    On the deployment's own connection (in the owner's personal workspace), or round robin
+    on `connections` workspace connections to the same provider, each in its own workspace."""
+    from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from videos.models import VideoTask
+    from videos.models import ProviderConnection, VideoTask, Workspace
 
     owner, _ = get_user_model().objects.get_or_create(username="bench")
     now = timezone.now()
     ids = [f"video_bench_{i:06d}" for i in range(count)]
+    spread: list[tuple[Any, Any]] = [(None, None)]
+    if connections:
+        spread = []
+        for n in range(connections):
+            workspace, _ = Workspace.objects.get_or_create(slug=f"bench-{n}", defaults={"name": f"Bench {n}"})
+            connection = ProviderConnection.objects.filter(workspace=workspace).first()
+            if connection is None:
+                connection = ProviderConnection(
+                    workspace=workspace, name=f"Bench {n}", base_url=settings.VIDEO_API_BASE_URL
+                )
+                connection.set_api_key(f"{API_KEY}-{n}-0123456789")
+                connection.save()
+            spread.append((workspace, connection))
     VideoTask.objects.bulk_create(
         [
-            VideoTask(owner=owner, task_id=task_id, next_poll_at=None, created_at=now, changed_at=now)
-            for task_id in ids
+            VideoTask(
+                owner=owner,
+                task_id=task_id,
+                next_poll_at=None,
+                created_at=now,
+                changed_at=now,
+                **(
+                    {"workspace": spread[i % len(spread)][0], "connection": spread[i % len(spread)][1]}
+                    if connections
+                    else {}
+                ),
+            )
+            for i, task_id in enumerate(ids)
         ],
         batch_size=1000,
     )
@@ -383,9 +427,16 @@ def build_poller(provider: Provider, args: argparse.Namespace, warmup_ids: list[
     client = VideoAPIClient(provider.base_url, API_KEY, timeout=REQUEST_TIMEOUT, pool_size=args.concurrency)
     poller = Poller(client, interval=settings.VIDEO_POLL_INTERVAL, concurrency=args.concurrency)
     # Open every pooled connection, as for the bare client, and create the provider's row and
-    # the database connection: first-run costs a running worker has long paid.
+    # the database connection: first-run costs a running worker has long paid. With
+    # workspace connections, the same for the client the poller keeps for each.
+    clients = [client]
+    if args.connections:
+        from videos.models import ProviderConnection
+
+        clients = [poller.client_for(pk) for pk in ProviderConnection.objects.values_list("pk", flat=True)]
     with ThreadPoolExecutor(args.concurrency) as pool:
-        list(pool.map(client.retrieve, warmup_ids))
+        for each in clients:
+            list(pool.map(each.retrieve, warmup_ids))
     poller.provider_state()
     return poller
 
@@ -538,7 +589,7 @@ def profile_pass(
         """One pass over new tasks inside the context manager `watch(poller)` returns."""
         TaskEvent.objects.all().delete()
         VideoTask.objects.all().delete()
-        create_tasks(args.tasks)
+        create_tasks(args.tasks, args.connections)
         poller = build_poller(provider, args, warmup_ids)
         try:
             with watch(poller) as watcher:
