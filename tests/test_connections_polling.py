@@ -37,6 +37,7 @@ from videos.models import (
 from videos.polling import Poller
 from videos.safe_fetch import FetchFailed, FetchRefused
 from videos.submissions import reconcile
+from videos.worker import Worker
 from videos.worker_status import WorkerStatus
 
 KEY_A = "sk-team-a-0123456789abcdef"
@@ -342,12 +343,13 @@ def test_lost_creates_are_looked_for_on_their_own_connection(configured, fakes, 
     listing(fakes["b"], "video_same_id", "Forest in rain")
     # The same ID tracked in another workspace, on another provider, is not this one.
     VideoTask.objects.create(owner=owner, workspace=workspace("z", owner), task_id="video_same_id")
-    poller = make_poller(configured)
+    # As the worker runs it: with its poller's client for each connection.
+    worker = Worker(make_poller(configured), keep_copies=False)
     try:
-        later = timezone.now() + timedelta(seconds=30)
-        assert reconcile(poller.client, now=later, client_for=poller.client_for) == 2
+        assert worker.reconcile() is True
+        assert worker.counts["reconciled"] == 2
     finally:
-        poller.close()
+        worker.poller.close()
     assert [seen.authorization for seen in fakes["a"].requests] == [f"Bearer {KEY_A}"]
     assert [seen.authorization for seen in fakes["b"].requests] == [f"Bearer {KEY_B}"]
     assert configured.requests == []
@@ -503,6 +505,16 @@ def test_the_banner_costs_the_same_whatever_the_number_of_connections(fakes, tea
         ProviderState.for_connection(extra, extra.base_url).block("refused", extra.key_fingerprint())
     assert queries() == one
     assert len(WorkerStatus.current(wa).connections) == 6
+
+
+def test_the_deployments_banner_reads_only_its_own_row(settings, fakes, teams):
+    # A workspace connection on the deployment's own base URL, blocked: not the deployment's.
+    _, ca = teams["a"]
+    settings.VIDEO_API_BASE_URL = ca.base_url
+    ProviderState.for_connection(ca, ca.base_url).block("refused", ca.key_fingerprint())
+    ProviderState.for_connection(None, ca.base_url)
+    status = WorkerStatus.current()
+    assert status.provider_blocked == "" and status.provider_paused_until is None
 
 
 def test_a_new_key_clears_the_banner(fakes, teams):
