@@ -1,10 +1,11 @@
 """The worker behind `poll_videos`: its background jobs, each run under a supervisor.
 
 A job does one round of work and returns whether there was any: `heartbeat` (tells the
-dashboard and /healthz that the worker is alive), `poll` (one pass over the due tasks),
-`reconcile` (creates whose answer was lost), `keep` (copies of finished videos) and
-`prune` (copies past their retention). A job that did work runs again at once; one that
-did none waits its idle time. Tests call the jobs directly (`Worker.poll()`, ...).
+dashboard and /healthz that the worker is alive), `poll` (one pass over the due tasks, each
+on its own provider connection), `reconcile` (creates whose answer was lost, on the
+connection each was sent to), `keep` (copies of finished videos) and `prune` (copies past
+their retention). A job that did work runs again at once; one that did none waits its idle
+time. Tests call the jobs directly (`Worker.poll()`, ...).
 
 Supervision: whatever a job raises is logged with the job's name; the job waits (a backoff
 that doubles with each failure in a row, capped) and runs again, and the other jobs go on
@@ -342,8 +343,8 @@ class Worker:
 
     def run(self) -> None:
         logger.info(
-            "poller started: %s, every %g s, %d at a time",
-            self.poller.client.base_url,
+            "poller started: %s and every workspace connection, every %g s, %d at a time",
+            self.poller.client.base_url or "(no deployment provider)",
             settings.VIDEO_POLL_INTERVAL,
             self.poller.concurrency,
         )
