@@ -102,7 +102,13 @@ def test_validated_keys_accepts_fernet_keys():
 
 
 # Too short, truncated, not base64, and well-formed base64 of 16 bytes instead of 32.
-@pytest.mark.parametrize("bad", ["short", KEY_A[:-4], "!" * 44, "eHh4eHh4eHh4eHh4eHh4eA=="])
+# Fixed ids: KEY_A is generated per process, and pytest-xdist needs every worker to
+# collect the same test names.
+@pytest.mark.parametrize(
+    "bad",
+    ["short", KEY_A[:-4], "!" * 44, "eHh4eHh4eHh4eHh4eHh4eA=="],
+    ids=["short", "truncated", "not-base64", "16-bytes"],
+)
 def test_a_malformed_key_names_the_variable_and_position_not_the_value(bad):
     with pytest.raises(ImproperlyConfigured) as caught:
         validated_keys("VIDEO_ENCRYPTION_KEYS", [KEY_A, bad])
