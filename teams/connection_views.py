@@ -10,7 +10,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import RestrictedError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -23,9 +23,13 @@ from teams.connection_forms import ConnectionForm
 from teams.connection_test import Outcome, run_test
 from teams.models import AuditEntry, Membership, ProviderConnection, Workspace
 from teams.roles import Action
-from videos.models import Submission
+from videos.models import ProviderState, Submission
 
 Kind = AuditEntry.Kind
+
+# Two managers saving at once: the database's constraints (one name, one default per
+# workspace) turned the second save down.
+_RACED = "Someone changed this workspace's connections at the same time; check and save again."
 
 
 @dataclass(frozen=True)
@@ -86,12 +90,17 @@ def connection_add(request: HttpRequest, slug: str) -> HttpResponse:
     form = ConnectionForm(request.POST or None, workspace=workspace)
     if request.method == "POST" and form.is_valid():
         form.instance.created_by = request.user
-        connection = form.save()
-        AuditEntry.record(
-            workspace, request.user, Kind.CONNECTION_ADDED, connection.name, connection.base_url
-        )
-        messages.success(request, f"Connection {connection.name} added. Test it to see that it works.")
-        return redirect(_list_url(workspace))
+        try:
+            with transaction.atomic():
+                connection = form.save()
+                AuditEntry.record(
+                    workspace, request.user, Kind.CONNECTION_ADDED, connection.name, connection.base_url
+                )
+        except IntegrityError:
+            form.add_error(None, _RACED)
+        else:
+            messages.success(request, f"Connection {connection.name} added. Test it to see that it works.")
+            return redirect(_list_url(workspace))
     return render(request, "teams/connection_form.html", {"workspace": workspace, "form": form})
 
 
@@ -107,19 +116,25 @@ def connection_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         changes = form.changes()
         lifts_block = form.key_or_url_changed()
-        with transaction.atomic():
-            connection = form.save()
-            state = getattr(connection, "state", None)
-            if lifts_block and state is not None:
-                # A new key or address deserves a fresh start: the worker's block (and pause)
-                # were about the old one.
-                state.resume()
-            if changes:
-                AuditEntry.record(
-                    workspace, request.user, Kind.CONNECTION_CHANGED, connection.name, ", ".join(changes)
-                )
-        messages.success(request, f"Connection {connection.name} saved." if changes else "Nothing changed.")
-        return redirect(_list_url(workspace))
+        try:
+            with transaction.atomic():
+                connection = form.save()
+                if lifts_block:
+                    # A new key or address deserves a fresh start: the worker's block (and
+                    # pause) were about the old one.
+                    for state in ProviderState.objects.filter(connection=connection):
+                        state.resume()
+                if changes:
+                    AuditEntry.record(
+                        workspace, request.user, Kind.CONNECTION_CHANGED, connection.name, ", ".join(changes)
+                    )
+        except IntegrityError:
+            form.add_error(None, _RACED)
+        else:
+            messages.success(
+                request, f"Connection {connection.name} saved." if changes else "Nothing changed."
+            )
+            return redirect(_list_url(workspace))
     return render(
         request,
         "teams/connection_form.html",

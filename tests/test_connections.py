@@ -395,3 +395,26 @@ def test_an_unused_connection_is_removed_with_its_finished_starts(signed_in, tea
     assert not ProviderState.objects.filter(connection__isnull=False).exists()
     entry = AuditEntry.objects.get(kind=AuditEntry.Kind.CONNECTION_REMOVED)
     assert (entry.actor, entry.target) == (owner, "Gateway")
+
+
+def test_a_save_the_database_turns_down_is_a_message_not_a_crash(signed_in, team, public_dns, monkeypatch):
+    """Two managers adding the same name at once: the second one's check passed before the
+    first one's insert, and the constraint turns it down."""
+    connect(team, name="Gateway")
+    monkeypatch.setattr(connection_forms.ConnectionForm, "clean_name", lambda form: form.cleaned_data["name"])
+    response = signed_in.post(url(team, "add"), form(name="Gateway"))
+    html = response.content.decode()
+    assert response.status_code == 200 and "at the same time" in html and KEY not in html
+    assert ProviderConnection.objects.count() == 1
+    assert not AuditEntry.objects.exists()
+
+
+def test_the_form_points_assistive_technology_at_text_that_exists(signed_in, team, public_dns):
+    from tests.test_accessibility import dangling, references
+
+    html = signed_in.get(url(team, "add")).content.decode()
+    assert ("aria-describedby", "id_base_url_helptext") in references(html)
+    assert dangling(html) == []
+    html = signed_in.post(url(team, "add"), form(base_url="ftp://x", max_rps="-1")).content.decode()
+    assert ("aria-describedby", "id_base_url_error") in references(html)
+    assert dangling(html) == []
