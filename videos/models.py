@@ -215,8 +215,8 @@ class VideoTaskQuerySet(models.QuerySet):
             queryset = queryset.filter(match | Q(connection__isnull=True) if None in only else match)
         exclude = set(exclude)
         if ids := [pk for pk in exclude if pk is not None]:
-            # Spelled out: a plain exclude(connection_id__in=...) must keep the null rows.
-            queryset = queryset.filter(Q(connection__isnull=True) | ~Q(connection_id__in=ids))
+            # Keeps the null rows: Django puts "IS NOT NULL" inside the NOT (a test pins it).
+            queryset = queryset.exclude(connection_id__in=ids)
         if None in exclude:
             queryset = queryset.filter(connection__isnull=False)
         return queryset
