@@ -73,9 +73,8 @@ def clean_base_url_text(raw: str) -> str:
         raise forms.ValidationError("The base URL needs a host name.")
     if "?" in url or "#" in url:
         raise forms.ValidationError("The base URL cannot have a query (?…) or a fragment (#…).")
-    if any(
-        segment in (".", "..") for segment in parts.path.replace("%2e", ".").replace("%2E", ".").split("/")
-    ):
+    segments = parts.path.replace("%2e", ".").replace("%2E", ".").split("/")
+    if any(segment in (".", "..") for segment in segments):
         raise forms.ValidationError("The base URL cannot contain . or .. path segments.")
     return url
 
@@ -115,13 +114,16 @@ class ConnectionForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.workspace = workspace
         self.instance.workspace = workspace
+        # Compared with the cleaned values: "…/v1/" for a stored "…/v1" is no change.
+        self.saved = {name: getattr(self.instance, name) for name in _CHANGE_LABELS}
+        key_field = self.fields["api_key"]
         if self.is_adding:
-            self.fields["api_key"].required = True
+            key_field.required = True
         else:
             current = self.instance.masked_key
-            self.fields[
-                "api_key"
-            ].help_text = f"Current key: {current}. Leave empty to keep it; type a new one to replace it."
+            key_field.help_text = (
+                f"Current key: {current}. Leave empty to keep it; type a new one to replace it."
+            )
 
     @property
     def is_adding(self) -> bool:
@@ -153,13 +155,16 @@ class ConnectionForm(forms.ModelForm):
 
     def changes(self) -> list[str]:
         """What this save changes, in words for the audit trail ("key replaced": never the key)."""
-        changed = [_CHANGE_LABELS[name] for name in self.changed_data if name in _CHANGE_LABELS]
+        changed = [label for name, label in _CHANGE_LABELS.items() if self._changed(name)]
         if self.cleaned_data.get("api_key"):
             changed.append("key replaced")
         return changed
 
     def key_or_url_changed(self) -> bool:
-        return bool(self.cleaned_data.get("api_key")) or "base_url" in self.changed_data
+        return bool(self.cleaned_data.get("api_key")) or self._changed("base_url")
+
+    def _changed(self, name: str) -> bool:
+        return self.is_adding or self.cleaned_data.get(name) != self.saved[name]
 
     def save(self, commit: bool = True) -> ProviderConnection:
         """Save the connection; a new key is encrypted, and a new default unsets the previous

@@ -293,10 +293,14 @@ def test_a_new_key_replaces_the_old_and_the_trail_says_so_without_it(signed_in, 
     assert new_key not in str(AuditEntry.objects.values_list())
 
 
-def test_saving_nothing_changed_records_nothing(signed_in, team, public_dns):
+def test_saving_nothing_changed_records_nothing_and_keeps_the_block(signed_in, team, public_dns):
     connection = connect(team)
-    signed_in.post(url(team, "", connection.pk), form(api_key=""))
+    state = blocked(connection)
+    # The same base URL with a trailing slash is the same base URL.
+    signed_in.post(url(team, "", connection.pk), form(api_key="", base_url="https://gw.example.com/v1/"))
     assert not AuditEntry.objects.exists()
+    state.refresh_from_db()
+    assert state.blocked_reason
 
 
 def test_a_new_default_unsets_the_previous_one(signed_in, team, public_dns):
