@@ -17,7 +17,8 @@ def check_email_configuration(app_configs, **kwargs) -> list:
     if not settings.EMAIL_HOST:
         return [
             Warning(
-                "EMAIL_HOST is not set: no email can be sent, so password reset is not offered.",
+                "EMAIL_HOST is not set: no email can be sent, so password reset is not offered "
+                "and invitations to a workspace cannot be sent.",
                 hint="Set EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, DEFAULT_FROM_EMAIL.",
                 id="dashboard.W001",
             )
