@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/dashboard_bench.py [--sizes 10000,100000] [--rounds 40]
 
-For each size it measures, through Django's test client, the median and 95th-percentile
+Each size is a workspace of its own, and their requests are taken in turn. For each it
+measures, through Django's test client, the median and 95th-percentile
 time and the SQL queries of:
 
 - an unchanged live refresh (`/w/<slug>/live/` with the page's token: 204, no template);
@@ -108,75 +109,78 @@ def add_tasks(workspace: Any, owner: Any, start: int, stop: int) -> float:
     return time.perf_counter() - began
 
 
-def timed(call: Callable[[], Any], rounds: int, connection: Any) -> tuple[list[float], int, int]:
-    from django.test.utils import CaptureQueriesContext
+def board_of(workspace: Any, owner: Any, ops: Any) -> list[tuple[str, Callable[[], Any], int]]:
+    """The requests measured on one workspace: (name, call, expected HTTP status)."""
+    from django.test import Client
+    from django.urls import reverse
 
-    call()  # warm up (templates, content types, the session)
-    times = []
-    for _ in range(rounds):
-        with CaptureQueriesContext(connection) as queries:
-            started = time.perf_counter()
-            response = call()
-            times.append((time.perf_counter() - started) * 1000)
-    return times, len(queries), response.status_code
+    board = Client()
+    board.force_login(owner)
+    admin = Client()
+    admin.force_login(ops)
+    board_url = reverse("videos:board", args=[workspace.slug])
+    live_url = reverse("videos:board_live", args=[workspace.slug])
+    admin_url = reverse("admin:videos_videotask_changelist") + f"?workspace__id__exact={workspace.pk}"
+
+    html = board.get(board_url).content.decode()
+    live = re.search(r'id="live"[^>]*hx-vals="([^"]*)"', html)
+    assert live, "the board does not poll: no unfinished task on its first page"
+    values = live.group(1).replace("&quot;", '"')
+    query = {
+        "token": re.search(r'"token": "([^"]*)"', values).group(1),
+        "ids": re.search(r'"ids": "([^"]*)"', values).group(1),
+    }
+    return [
+        ("unchanged live refresh", lambda: board.get(live_url, query, headers={"HX-Request": "true"}), 204),
+        ("board, first page", lambda: board.get(board_url), 200),
+        ("admin changelist", lambda: admin.get(admin_url), 200),
+    ]
 
 
 def run(sizes: list[int], rounds: int, connection: Any) -> list[Measure]:
+    """One workspace per size, side by side in one database, and their requests taken in
+    turn (10k, 100k, 10k, 100k...), so a busy machine slows both sizes alike."""
     from django.contrib.auth import get_user_model
-    from django.test import Client
-    from django.urls import reverse
+    from django.test.utils import CaptureQueriesContext
 
     from teams.models import Membership, Role, Workspace
 
     users = get_user_model().objects
     owner = users.create_user("bench", password="bench-password-1")
-    users.create_superuser("ops", "ops@example.com", "ops-password-1")
-    workspace = Workspace.objects.create(name="Bench team", slug="bench-team")
-    Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
-
-    board = Client()
-    board.force_login(owner)
-    ops = Client()
-    ops.force_login(users.get(username="ops"))
-    board_url = reverse("videos:board", args=[workspace.slug])
-    live_url = reverse("videos:board_live", args=[workspace.slug])
-    admin_url = reverse("admin:videos_videotask_changelist") + f"?workspace__id__exact={workspace.pk}"
+    ops = users.create_superuser("ops", "ops@example.com", "ops-password-1")
+    boards = {}
+    for size in sizes:
+        workspace = Workspace.objects.create(name=f"Team of {size}", slug=f"team-{size}")
+        Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
+        took = add_tasks(workspace, owner, 0, size)
+        print(f"{size:,} tasks in one workspace (made in {took:.1f} s)", file=sys.stderr)
+        boards[size] = workspace
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    requests = {size: board_of(workspace, owner, ops) for size, workspace in boards.items()}
 
     results: list[Measure] = []
-    made = 0
-    for size in sizes:
-        took = add_tasks(workspace, owner, made, size)
-        made = size
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("ANALYZE")
-        print(f"{size:,} tasks in the workspace (made in {took:.1f} s)", file=sys.stderr)
-
-        html = board.get(board_url).content.decode()
-        live = re.search(r'id="live"[^>]*hx-vals="([^"]*)"', html)
-        assert live, "the board does not poll: no unfinished task on its first page"
-        values = live.group(1).replace("&quot;", '"')
-        token = re.search(r'"token": "([^"]*)"', values).group(1)
-        ids = re.search(r'"ids": "([^"]*)"', values).group(1)
-
-        cases: list[tuple[str, Callable[[], Any], int]] = [
-            (
-                "unchanged live refresh",
-                lambda query={"token": token, "ids": ids}: board.get(
-                    live_url, query, headers={"HX-Request": "true"}
-                ),
-                204,
-            ),
-            ("board, first page", lambda: board.get(board_url), 200),
-            ("admin changelist", lambda: ops.get(admin_url), 200),
-        ]
-        for name, call, expected in cases:
-            times, queries, status = timed(call, rounds, connection)
-            assert status == expected, f"{name}: HTTP {status}, expected {expected}"
-            times.sort()
-            p95 = times[min(len(times) - 1, int(len(times) * 0.95))]
-            results.append(Measure(size, name, statistics.median(times), p95, queries, status))
-    return results
+    for case in range(len(requests[sizes[0]])):
+        times: dict[int, list[float]] = {size: [] for size in sizes}
+        counted: dict[int, tuple[int, int]] = {}
+        for size in sizes:
+            requests[size][case][1]()  # warm up (templates, content types, the session)
+        for _ in range(rounds):
+            for size in sizes:
+                name, call, expected = requests[size][case]
+                with CaptureQueriesContext(connection) as queries:
+                    started = time.perf_counter()
+                    response = call()
+                    times[size].append((time.perf_counter() - started) * 1000)
+                assert response.status_code == expected, f"{name}: HTTP {response.status_code}"
+                counted[size] = (len(queries), response.status_code)
+        for size in sizes:
+            ordered = sorted(times[size])
+            p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+            name = requests[size][case][0]
+            results.append(Measure(size, name, statistics.median(ordered), p95, *counted[size]))
+    return sorted(results, key=lambda m: m.size)
 
 
 def report(results: list[Measure], connection: Any, rounds: int) -> None:
@@ -184,7 +188,8 @@ def report(results: list[Measure], connection: Any, rounds: int) -> None:
         engine = f"PostgreSQL {connection.pg_version // 10000}"
     else:
         engine = f"{connection.vendor} {'.'.join(map(str, connection.Database.sqlite_version_info))}"
-    print(f"One workspace, {engine}, {rounds} requests each (median / p95; queries incl. session and user)")
+    print(f"{engine}; each size a workspace of its own; {rounds} requests each, taken in turn")
+    print("median / p95; queries include the session and the user")
     print(f"{'tasks':>8}  {'request':<24} {'median':>9} {'p95':>9} {'queries':>8}  status")
     for m in results:
         print(
