@@ -80,12 +80,16 @@ def clean_base_url_text(raw: str) -> str:
 
 
 class ConnectionForm(forms.ModelForm):
+    # "new-password": browsers then never fill in the person's saved sign-in password here,
+    # which would be stored as the provider key without anyone noticing.
     api_key = forms.CharField(
         label="Key",
         required=False,
         strip=True,
         max_length=MAX_KEY_LENGTH,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"}),
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password", "spellcheck": "false"}
+        ),
         help_text="The provider's API key. Stored encrypted; only its last four characters are shown again.",
     )
 
