@@ -3,6 +3,8 @@ what a base URL may be, how a key is kept write-only, defaults, blocks and remov
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from teams import connection_forms
@@ -154,7 +156,8 @@ def test_a_manager_adds_a_connection(client, team, teammate, public_dns):
 def test_the_add_form_says_the_version_prefix_belongs_in_the_base_url(signed_in, team):
     html = signed_in.get(url(team, "add")).content.decode()
     assert "version prefix" in html
-    assert 'type="password"' in html
+    # A password field no browser fills with the person's own saved sign-in password.
+    assert re.search(r'<input type="password" name="api_key" autocomplete="new-password"', html)
 
 
 def test_a_key_is_required_to_add(signed_in, team, public_dns):
