@@ -141,6 +141,21 @@ class ProviderConnectionForm(forms.ModelForm):
             raise ValidationError("0 for no ceiling, or a positive number of requests per second.")
         return value
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        # The workspace is read-only once the connection exists, which leaves it out of the
+        # form and so out of Django's own check of the per-workspace constraints: check them
+        # here, or a clash would be a database error instead of a message.
+        workspace_id = cleaned["workspace"].pk if cleaned.get("workspace") else self.instance.workspace_id
+        if workspace_id is None:
+            return cleaned
+        others = ProviderConnection.objects.filter(workspace_id=workspace_id).exclude(pk=self.instance.pk)
+        if cleaned.get("name") and others.filter(name=cleaned["name"]).exists():
+            self.add_error("name", "This workspace already has a connection by that name.")
+        if cleaned.get("is_default") and others.filter(is_default=True).exists():
+            self.add_error("is_default", "This workspace already has a default connection: unset it first.")
+        return cleaned
+
 
 def _state_of(connection: ProviderConnection) -> Any:
     try:

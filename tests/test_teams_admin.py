@@ -299,3 +299,19 @@ def test_changelists_cost_the_same_with_more_rows(admin_client, owner, url, djan
     with django_assert_num_queries(len(few)):
         html = page(admin_client, url)
     assert "crew-33" in html or "Crew 33" in html
+
+
+def test_a_connection_clash_is_a_message_not_an_error(admin_client, team, gateway):
+    other = ProviderConnection(workspace=team, name="Other", base_url="https://other.example/v1")
+    other.save()
+    gateway.is_default = True
+    gateway.save()
+    url = f"/admin/teams/providerconnection/{other.pk}/change/"
+    response = admin_client.post(url, connection_form(name="Other", is_default="on"))
+    assert response.status_code == 200
+    assert "already has a default connection" in response.content.decode()
+    response = admin_client.post(url, connection_form(name="Gateway"))
+    assert response.status_code == 200
+    assert "already has a connection by that name" in response.content.decode()
+    other.refresh_from_db()
+    assert other.name == "Other" and not other.is_default
