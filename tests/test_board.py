@@ -272,11 +272,12 @@ def test_the_connection_select_offers_the_workspaces_own_preselecting_its_defaul
     default = connection(team, "Second", default=True)
     connection(Workspace.objects.create(name="Elsewhere", slug="elsewhere"), "Not ours")
     html = signed_in.get("/w/team/").content.decode()
-    select = re.search(r'<select name="connection" id="id_connection".*?</select>', html, re.S).group(0)
+    select = re.search(r'<select name="connection" id="id_track_connection".*?</select>', html, re.S).group(0)
     assert "Not ours" not in select
     assert re.findall(r"<option[^>]*>([^<]*)</option>", select) == ["Deployment default", "First", "Second"]
     assert f'<option value="{default.pk}" selected>' in select
     assert html.count('name="connection"') == 2  # the track form and the create form
+    assert '<label for="id_create_connection">Connection</label>' in html
 
 
 def test_the_connection_is_hidden_when_there_is_no_choice(signed_in, team, settings):
@@ -312,6 +313,13 @@ def test_a_task_is_tracked_on_the_chosen_connection(signed_in, team, settings):
     signed_in.post("/w/team/track/", {"task_ids": "video_on_deployment", "connection": ""})
     assert VideoTask.objects.get(task_id="video_on_chosen").connection == chosen
     assert VideoTask.objects.get(task_id="video_on_deployment").connection is None
+
+
+def test_a_post_without_a_connection_uses_the_workspaces_default(signed_in, team, settings):
+    settings.VIDEO_API_BASE_URL = "https://deployment.example/v1"
+    default = connection(team, "Default", default=True)
+    signed_in.post("/w/team/track/", {"task_ids": "video_from_a_script"})
+    assert VideoTask.objects.get(task_id="video_from_a_script").connection == default
 
 
 def test_a_video_is_started_on_the_chosen_connection(signed_in, team, settings, provider):

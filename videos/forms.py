@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.conf import settings
 from django.core.validators import ProhibitNullCharactersValidator
+from django.forms import BoundField
 
 from videos.client import InvalidTaskId, validate_task_id
 from videos.normalize import parse_seconds
@@ -50,12 +51,25 @@ class PlainText(forms.CharField):
 DEPLOYMENT_DEFAULT = ""
 
 
+class _ConnectionBoundField(BoundField):
+    """The board shows two forms with a connection field: each gets an id of its own
+    (its label, its errors and their aria-describedby follow)."""
+
+    @property
+    def auto_id(self) -> str:
+        auto_id = super().auto_id
+        return auto_id.replace(self.html_name, self.form.connection_id) if auto_id else ""
+
+
 class ConnectionChoiceForm(forms.Form):
     """A form that acts on one of the workspace's provider connections: a "Connection" field
     offering `connections` (the workspace's own, read once by the view) and the deployment's
     default connection when VIDEO_API_BASE_URL is set, preselected with the workspace's
     default. Hidden when there is nothing to choose. Only a connection of the list is ever
     accepted: a pk from another workspace is a form error, never used."""
+
+    # The field's id stem, unique on a page holding several such forms.
+    connection_id = "connection"
 
     def __init__(self, *args: Any, connections: Sequence[ProviderConnection] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -73,11 +87,16 @@ class ConnectionChoiceForm(forms.Form):
             initial=default if default is not None else choices[0][0],
             error_messages={"invalid_choice": "Choose one of this workspace's connections."},
             widget=forms.HiddenInput if len(choices) == 1 else forms.Select,
+            bound_field_class=_ConnectionBoundField,
         )
 
     def clean_connection(self) -> ProviderConnection | None:
-        """The chosen connection (None: the deployment's own)."""
-        value = self.cleaned_data.get("connection") or DEPLOYMENT_DEFAULT
+        """The chosen connection (None: the deployment's own). A post without the field (a
+        script, an older page) gets the preselected one, the workspace's default."""
+        if "connection" not in self.data:
+            value = self.fields["connection"].initial
+        else:
+            value = self.cleaned_data.get("connection") or DEPLOYMENT_DEFAULT
         if value == DEPLOYMENT_DEFAULT:
             if self.connections and not settings.VIDEO_API_BASE_URL:
                 raise forms.ValidationError("Choose one of this workspace's connections.")
@@ -91,6 +110,8 @@ class TrackTasksForm(ConnectionChoiceForm):
     A bad line does not sink the others: `entries` holds what can be tracked and
     `rejected` says, line by line, what could not and why.
     """
+
+    connection_id = "track_connection"
 
     task_ids = forms.CharField(
         label="Task IDs",
@@ -143,6 +164,8 @@ class CreateVideoForm(ConnectionChoiceForm):
     The choices come from VIDEO_MODELS, VIDEO_SECONDS and VIDEO_SIZES; where a list is not
     configured the field is free text, because providers differ.
     """
+
+    connection_id = "create_connection"
 
     prompt = PlainText(multiline=True, widget=forms.Textarea(attrs={"rows": 3}), max_length=4000)
     model = PlainText(max_length=100)
