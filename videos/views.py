@@ -24,7 +24,7 @@ from teams.roles import Action, Role, allows
 from videos import downloads
 from videos.client import NotFound, ProviderError, VideoAPIClient
 from videos.forms import CreateVideoForm, RemixForm, TrackTasksForm
-from videos.listing import Listing, Page
+from videos.listing import Listing
 from videos.models import Status, Submission, VideoTask
 from videos.safe_fetch import FetchError, FetchFailed, FetchRefused
 from videos.submissions import VideoRequest, submit
@@ -55,16 +55,18 @@ def _dashboard_context(membership: Membership, listing: Listing) -> dict:
         "page": page,
         # The whole board's, whatever the filters: each count links to its status.
         "counts": tasks.status_counts(),
-        "live": _live_attrs(workspace.live_token(), page.ids) if _keeps_asking(workspace, page) else None,
+        "live": _live_attrs(workspace.live_token(), page.ids)
+        if _keeps_asking(workspace, page.any_active)
+        else None,
         "live_every": LIVE_EVERY if page.any_active else IDLE_EVERY,
     }
 
 
-def _keeps_asking(workspace: Workspace, page: Page) -> bool:
+def _keeps_asking(workspace: Workspace, any_active: bool) -> bool:
     """Whether an open board keeps refreshing: while a shown task runs, and on a shared
     workspace always (a teammate may add a task); a personal board with everything
     finished goes quiet."""
-    return page.any_active or not workspace.is_personal
+    return any_active or not workspace.is_personal
 
 
 def _may(role: str) -> dict[str, bool]:
@@ -159,7 +161,7 @@ def dashboard_live(request: HttpRequest, slug: str | None = None) -> HttpRespons
             "submissions": _open_submissions(membership),
         }
         any_active = page.any_active
-    keeps_asking = any_active or not workspace.is_personal
+    keeps_asking = _keeps_asking(workspace, any_active)
     context.update(
         workspace=workspace,
         membership=membership,
