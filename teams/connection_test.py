@@ -9,11 +9,9 @@ words in them are already scrubbed of the key, and nothing else reaches the page
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 
 from django import forms
-from django.utils import timezone
 
 from dashboard.encryption import Unreadable
 from teams.connection_forms import check_base_url
@@ -44,7 +42,6 @@ class Outcome:
     kind: str
     message: str
     detail: str = ""
-    at: datetime = field(default_factory=timezone.now)
 
     @property
     def ok(self) -> bool:
