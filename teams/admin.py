@@ -94,6 +94,27 @@ class WorkspaceAdmin(admin.ModelAdmin):
             )
         )
 
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        if formset.model is not Membership:
+            return
+        # People added, removed or given another role here go on the workspace's trail, as
+        # they do from its page: managers read who changed what, wherever it was done.
+        workspace, actor, kind = form.instance, request.user, AuditEntry.Kind
+        for membership in formset.new_objects:
+            role = membership.get_role_display().lower()
+            AuditEntry.record(
+                workspace, actor, kind.JOINED, str(membership.user), f"Added in the admin as {role}"
+            )
+        for membership, fields in formset.changed_objects:
+            if "role" in fields:
+                role = membership.get_role_display().lower()
+                AuditEntry.record(
+                    workspace, actor, kind.ROLE_CHANGED, str(membership.user), f"In the admin: {role}"
+                )
+        for membership in formset.deleted_objects:
+            AuditEntry.record(workspace, actor, kind.MEMBER_REMOVED, str(membership.user), "In the admin")
+
     @admin.display(description="members", ordering="member_count")
     def member_count(self, workspace: Workspace) -> int:
         return workspace.member_count

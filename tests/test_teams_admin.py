@@ -315,3 +315,40 @@ def test_a_connection_clash_is_a_message_not_an_error(admin_client, team, gatewa
     assert "already has a connection by that name" in response.content.decode()
     other.refresh_from_db()
     assert other.name == "Other" and not other.is_default
+
+
+def test_role_changes_in_the_admin_go_on_the_trail(admin_client, team, owner, teammate, outsider):
+    ownership = Membership.objects.get(workspace=team, user=owner)
+    member = Membership.objects.get(workspace=team, user=teammate)
+    response = admin_client.post(
+        f"/admin/teams/workspace/{team.pk}/change/",
+        {
+            "name": "Team",
+            "slug": "team",
+            "personal_of": "",
+            "memberships-TOTAL_FORMS": "3",
+            "memberships-INITIAL_FORMS": "2",
+            "memberships-0-id": ownership.pk,
+            "memberships-0-workspace": team.pk,
+            "memberships-0-user": owner.pk,
+            "memberships-0-role": Role.OWNER,
+            "memberships-1-id": member.pk,
+            "memberships-1-workspace": team.pk,
+            "memberships-1-user": teammate.pk,
+            "memberships-1-role": Role.MANAGER,
+            "memberships-2-id": "",
+            "memberships-2-workspace": team.pk,
+            "memberships-2-user": outsider.pk,
+            "memberships-2-role": Role.VIEWER,
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    member.refresh_from_db()
+    assert member.role == Role.MANAGER
+    trail = {
+        (e.kind, e.target, e.detail) for e in AuditEntry.objects.filter(workspace=team, actor_name="ops")
+    }
+    assert trail == {
+        (AuditEntry.Kind.ROLE_CHANGED, "teammate", "In the admin: manager"),
+        (AuditEntry.Kind.JOINED, "outsider", "Added in the admin as viewer"),
+    }
