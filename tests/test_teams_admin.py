@@ -49,6 +49,7 @@ def test_every_teams_page_renders_for_a_superuser(admin_client, team, gateway, o
     for url in (
         "/admin/",
         "/admin/teams/workspace/",
+        "/admin/teams/workspace/?o=-6.-5",  # by task count, then member count
         f"/admin/teams/workspace/{team.pk}/change/",
         "/admin/teams/workspace/add/",
         "/admin/teams/providerconnection/",
