@@ -119,7 +119,7 @@ def dashboard(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     context["create_form"] = CreateVideoForm(connections=connections) if may[Action.START] else None
     context["submissions"] = _open_submissions(membership)
     context["kept"] = VideoTask.objects.in_workspace(workspace).kept_storage()
-    context["worker"] = WorkerStatus.current()
+    context["worker"] = WorkerStatus.current(workspace)
     context["status_choices"] = Status.choices
     # The "added by" filter's people; lazy, and a personal board has no such filter.
     context["members"] = workspace.memberships.select_related("user").order_by("user__username")
@@ -342,7 +342,7 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         status = HTMX_STOP_POLLING if task.is_settled else 200
         return render(request, "videos/_task_detail.html", {**context, "fragment": True}, status=status)
-    context["worker"] = WorkerStatus.current()
+    context["worker"] = WorkerStatus.current(task.workspace)
     return render(request, "videos/task_detail.html", context)
 
 
@@ -393,7 +393,7 @@ def stop_tracking(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def worker_status(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     membership = membership_for(request.user, slug)
-    context = {"worker": WorkerStatus.current(), "workspace": membership.workspace}
+    context = {"worker": WorkerStatus.current(membership.workspace), "workspace": membership.workspace}
     return render(request, "videos/_worker_status.html", context)
 
 
