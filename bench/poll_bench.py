@@ -200,6 +200,8 @@ def main() -> None:
         os.environ["VIDEO_API_BASE_URL"] = provider.base_url
         os.environ["VIDEO_API_KEY"] = API_KEY
         os.environ["VIDEO_POLL_CONCURRENCY"] = str(args.concurrency)
+        # --connections: workspace connections reach loopback only when the operator says so.
+        os.environ["VIDEO_FETCH_ALLOW_HOSTS"] = "127.0.0.1"
         import django
 
         django.setup()
@@ -428,15 +430,17 @@ def build_poller(provider: Provider, args: argparse.Namespace, warmup_ids: list[
     poller = Poller(client, interval=settings.VIDEO_POLL_INTERVAL, concurrency=args.concurrency)
     # Open every pooled connection, as for the bare client, and create the provider's row and
     # the database connection: first-run costs a running worker has long paid. With
-    # workspace connections, the same for the client the poller keeps for each.
-    clients = [client]
+    # workspace connections, the same for the client the poller keeps for each, with its
+    # share of the threads (twice over): a pass never has more requests in flight than that.
+    clients, warm = [client], warmup_ids
     if args.connections:
         from videos.models import ProviderConnection
 
         clients = [poller.client_for(pk) for pk in ProviderConnection.objects.values_list("pk", flat=True)]
+        warm = warmup_ids[: max(4, 2 * -(-args.concurrency // args.connections))]
     with ThreadPoolExecutor(args.concurrency) as pool:
         for each in clients:
-            list(pool.map(each.retrieve, warmup_ids))
+            list(pool.map(each.retrieve, warm))
     poller.provider_state()
     return poller
 
@@ -524,7 +528,10 @@ class PhaseTimer:
         self.phases = (
             ("waiting for answers", poller, ("_next_result",)),
             ("normalise + apply", poller, ("_fold", "_apply")),
-            ("DB: provider state", poller, ("provider_state",)),
+            # The connections' state rows, read on each claim (provider_state before
+            # tasks were polled per connection), and the connections every few seconds.
+            ("DB: connection states", poller, ("_read_states", "provider_state")),
+            ("DB: connections", poller, ("_refresh_connections",)),
             ("DB: claiming", VideoTaskQuerySet, ("claim_due",)),
             ("DB: writing results", VideoTaskQuerySet, ("save_poll_results",)),
             ("DB: handing back", VideoTaskQuerySet, ("release",)),
