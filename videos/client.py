@@ -31,7 +31,7 @@ from django.conf import settings
 
 from videos import deadlines
 from videos.http import REDIRECT_STATUSES, USER_AGENT, Kind, ca_bundle, classify
-from videos.safe_fetch import Download, SafeFetcher, within_prefix
+from videos.safe_fetch import Download, SafeFetcher, forbidden_reason, host_allowed, within_prefix
 from videos.scrub import scrubber_for
 
 if TYPE_CHECKING:
@@ -241,6 +241,7 @@ class VideoAPIClient:
         max_response_bytes: int = 1_048_576,
         pool_size: int = 16,
         max_rps: float = 0,
+        public_only: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
@@ -258,7 +259,12 @@ class VideoAPIClient:
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         if api_key:
             self.session.headers["Authorization"] = f"Bearer {api_key}"
-        adapter = deadlines.DeadlineHTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
+        adapter = deadlines.DeadlineHTTPAdapter(
+            pool_connections=2,
+            pool_maxsize=pool_size,
+            max_retries=0,
+            refuse_peer=forbidden_reason if public_only else None,
+        )
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
 
@@ -278,7 +284,11 @@ class VideoAPIClient:
     def for_connection(cls, connection: ProviderConnection | None, *, pool_size: int = 4) -> VideoAPIClient:
         """A client for a workspace's provider connection (None: the deployment's own, from
         the settings), with the configured limits and the connection's request ceiling.
-        Raises dashboard.encryption.Unreadable when its stored key cannot be decrypted."""
+        Raises dashboard.encryption.Unreadable when its stored key cannot be decrypted.
+
+        A connection's base URL is typed by a workspace manager, not the operator: unless
+        its host is listed in VIDEO_FETCH_ALLOW_HOSTS, the client connects to public
+        addresses only, checked on each new socket's actual peer."""
         if connection is None:
             return cls.from_settings(pool_size=pool_size)
         return cls(
@@ -288,6 +298,7 @@ class VideoAPIClient:
             max_response_bytes=settings.VIDEO_API_MAX_RESPONSE_BYTES,
             pool_size=pool_size,
             max_rps=connection.max_rps,
+            public_only=not host_allowed(connection.base_url, settings.VIDEO_FETCH_ALLOW_HOSTS),
         )
 
     def __repr__(self) -> str:
@@ -531,7 +542,11 @@ class VideoAPIClient:
         return scrubber_for(self.api_key).text(text)[:limit]
 
     def _reason(self, exc: Exception) -> str:
-        # requests' messages name the URL; keep only the exception's class, never a header.
+        # requests' messages name the URL; keep only the exception's class, never a header,
+        # except for a refused address, whose message is our own.
+        refused = deadlines.refused_peer(exc)
+        if refused is not None:
+            return refused.detail
         return type(exc).__name__
 
 

@@ -26,12 +26,13 @@ import itertools
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
 from urllib3.poolmanager import PoolManager
 
 
@@ -176,11 +177,51 @@ def arm(seconds: float) -> Deadline:
     return WATCHDOG.arm(seconds)
 
 
+class PeerRefused(NewConnectionError):
+    """A connection refused because of where it landed (see refuse_peer). Its `detail` is
+    ours and safe to show: the host and the address, nothing of the request."""
+
+    def __init__(self, conn: Any, detail: str) -> None:
+        super().__init__(conn, detail)
+        self.detail = detail
+
+
+def refused_peer(exc: BaseException | None) -> PeerRefused | None:
+    """The PeerRefused somewhere under an error from requests or urllib3, if any."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, PeerRefused):
+            return exc
+        seen += 1
+        inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException) and exc.args and isinstance(exc.args[0], BaseException):
+            inner = exc.args[0]
+        exc = inner if isinstance(inner, BaseException) else exc.__cause__ or exc.__context__
+    return None
+
+
 class _DeadlineConnectionMixin:
     sock: Any
+    host: str
+    # Set on the connections of a client that may reach public addresses only (a workspace
+    # connection's base URL, typed by a manager, not by the operator): given the address the
+    # socket actually connected to, why it is refused, or None. Checking the connected peer,
+    # not a lookup made earlier, leaves DNS no window to point the name elsewhere meanwhile.
+    refuse_peer: Callable[[str], str | None] | None = None
 
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()  # type: ignore[misc]
+        if self.refuse_peer is not None:
+            peer = sock.getpeername()[0]
+            reason = self.refuse_peer(peer)
+            if reason is not None:
+                sock.close()
+                raise PeerRefused(
+                    self,  # type: ignore[arg-type]
+                    f"Refused to connect to {self.host}: it is at a {reason} address ({peer}), "
+                    "and only public addresses may be reached unless an operator lists the host "
+                    "in VIDEO_FETCH_ALLOW_HOSTS.",
+                )
         deadline = getattr(_current, "deadline", None)
         if deadline is not None:
             deadline.attach(sock)
@@ -213,17 +254,35 @@ class _DeadlineHTTPSPool(HTTPSConnectionPool):
 _POOL_CLASSES = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
 
 
+def _guarded_pool_classes(refuse_peer: Callable[[str], str | None]) -> dict[str, type]:
+    """Pool classes whose connections refuse a peer `refuse_peer` names a reason for."""
+    check = staticmethod(refuse_peer)
+    http = type("_GuardedHTTPConnection", (_DeadlineHTTPConnection,), {"refuse_peer": check})
+    https = type("_GuardedHTTPSConnection", (_DeadlineHTTPSConnection,), {"refuse_peer": check})
+    return {
+        "http": type("_GuardedHTTPPool", (_DeadlineHTTPPool,), {"ConnectionCls": http}),
+        "https": type("_GuardedHTTPSPool", (_DeadlineHTTPSPool,), {"ConnectionCls": https}),
+    }
+
+
 class DeadlineHTTPAdapter(HTTPAdapter):
-    """A requests adapter whose connections obey the deadline applied on their thread."""
+    """A requests adapter whose connections obey the deadline applied on their thread, and,
+    given `refuse_peer`, connect to no address it names a reason against."""
+
+    def __init__(self, *args: Any, refuse_peer: Callable[[str], str | None] | None = None, **kwargs: Any):
+        self._pool_classes = _POOL_CLASSES if refuse_peer is None else _guarded_pool_classes(refuse_peer)
+        super().__init__(*args, **kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _POOL_CLASSES
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
+        # Through a proxy the operator configured, the proxy is the peer and resolves the
+        # name itself: the operator's choice, so the plain classes.
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
         manager.pool_classes_by_scheme = _POOL_CLASSES
         return manager
 
 
-__all__ = ["WATCHDOG", "Deadline", "DeadlineHTTPAdapter", "Watchdog", "arm"]
+__all__ = ["WATCHDOG", "Deadline", "DeadlineHTTPAdapter", "PeerRefused", "Watchdog", "arm", "refused_peer"]

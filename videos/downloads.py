@@ -29,7 +29,7 @@ from django.utils.http import content_disposition_header
 from dashboard.encryption import Unreadable
 from videos.client import validate_task_id
 from videos.models import UNREADABLE_KEY_REASON, ProviderConnection, VideoTask
-from videos.safe_fetch import Download, FetchFailed, SafeFetcher
+from videos.safe_fetch import Download, FetchFailed, SafeFetcher, host_allowed
 
 VARIANTS = {
     "video": ("mp4", "video/mp4"),
@@ -60,10 +60,17 @@ BUSY_RETRY_AFTER = 5
 def fetcher(connection: ProviderConnection | None = None) -> SafeFetcher:
     """The fetcher for the files of `connection`'s provider (None: the deployment's own):
     only that provider's exact origin (scheme, host, port) may be on loopback or a private
-    network."""
-    base_url = connection.base_url if connection is not None else settings.VIDEO_API_BASE_URL
+    network, and a workspace connection's only when an operator listed its host in
+    VIDEO_FETCH_ALLOW_HOSTS (a manager typed it: otherwise its files, like any link, must
+    come from public addresses)."""
+    if connection is None:
+        trusted = [settings.VIDEO_API_BASE_URL]
+    elif host_allowed(connection.base_url, settings.VIDEO_FETCH_ALLOW_HOSTS):
+        trusted = [connection.base_url]
+    else:
+        trusted = []
     return SafeFetcher(
-        trusted_origins=[base_url],
+        trusted_origins=trusted,
         max_bytes=settings.VIDEO_DOWNLOAD_MAX_BYTES,
         deadline=settings.VIDEO_DOWNLOAD_DEADLINE,
     )

@@ -485,6 +485,21 @@ def vet_destination(url: str, *, allow_hosts: Iterable[str] = (), resolver: Reso
     ("host" for any port, "host:port" for one; VIDEO_FETCH_ALLOW_HOSTS). Raises
     FetchRefused, or FetchFailed (transient) when the host does not resolve."""
     target = _parse(url)
+    if _allowed(target, allow_hosts):
+        return
+    SafeFetcher(resolver=resolver)._vetted_addresses(target)
+
+
+def host_allowed(url: str, allow_hosts: Iterable[str]) -> bool:
+    """Whether the operator listed `url`'s host (or host:port) in `allow_hosts`
+    (VIDEO_FETCH_ALLOW_HOSTS), so it may be on loopback or a private network."""
+    try:
+        return _allowed(_parse(url), allow_hosts)
+    except FetchRefused:
+        return False
+
+
+def _allowed(target: _Target, allow_hosts: Iterable[str]) -> bool:
     for entry in allow_hosts:
         try:
             parts = urlsplit("//" + entry.strip())
@@ -493,8 +508,8 @@ def vet_destination(url: str, *, allow_hosts: Iterable[str] = (), resolver: Reso
             logger.warning("Ignored an allowed host that is not host or host:port: %r", entry[:100])
             continue
         if host[0] == target.host and port in (None, target.port):
-            return
-    SafeFetcher(resolver=resolver)._vetted_addresses(target)
+            return True
+    return False
 
 
 class SafeFetcher:
