@@ -468,6 +468,14 @@ class VideoTask(models.Model):
             models.Index(fields=["workspace", "-created_at", "-id"], name="videotask_board_recent"),
             # ... and the "added by" filter of a board ("mine", a given member).
             models.Index(fields=["workspace", "owner", "-created_at", "-id"], name="videotask_board_owner"),
+            # A board's counts per status (status_counts), read from the index alone.
+            models.Index(fields=["workspace", "status"], name="videotask_board_status"),
+            # A board's kept-copies total (kept_storage): only the kept rows, not the board.
+            models.Index(
+                fields=["workspace", "kept_bytes"],
+                name="videotask_board_kept",
+                condition=Q(keep_state="kept"),
+            ),
             # The keeper's "what is due to copy" query (keep.py).
             models.Index(
                 fields=["next_keep_at"],
