@@ -9,8 +9,12 @@ from tests.fake_provider import PROVIDER_KEY, FakeProvider
 
 
 @pytest.fixture
-def provider() -> Iterator[FakeProvider]:
+def provider(settings) -> Iterator[FakeProvider]:
+    """The fake provider on loopback. Its host:port is allowed (VIDEO_FETCH_ALLOW_HOSTS) as
+    an operator allows a self-hosted gateway, so a workspace connection may point at it."""
     fake = FakeProvider().start()
+    port = fake.server.server_address[1]
+    settings.VIDEO_FETCH_ALLOW_HOSTS = [*settings.VIDEO_FETCH_ALLOW_HOSTS, f"127.0.0.1:{port}"]
     yield fake
     fake.stop()
 

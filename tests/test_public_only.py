@@ -22,7 +22,7 @@ KEY = "sk-workspace-0123456789abcdef"
 def internal(provider: FakeProvider, team, settings) -> ProviderConnection:
     """A connection on a loopback provider, saved past the form's check (as if its name
     had resolved to a public address then), and not allowed by the operator."""
-    settings.VIDEO_FETCH_ALLOW_HOSTS = []
+    settings.VIDEO_FETCH_ALLOW_HOSTS = []  # the provider fixture allows it: not here
     made = ProviderConnection(workspace=team, name="internal", base_url=provider.base_url)
     made.set_api_key(KEY)
     made.save()
