@@ -538,3 +538,17 @@ def test_healthz_lists_held_back_connections_by_id_and_name_never_a_key(client, 
     assert (held["id"], held["name"], held["workspace"]) == (ca.pk, "Gateway A", "a")
     assert held["state"] == "blocked"
     assert KEY_A not in response.content.decode()
+
+
+def test_a_boards_banner_speaks_of_its_own_workspaces_connections(fakes, teams, signed_in):
+    (_, ca), (_, cb) = teams["a"], teams["b"]
+    ProviderState.for_connection(ca, ca.base_url).block(
+        "The provider refused the API key.", ca.key_fingerprint()
+    )
+    html = signed_in.get("/w/a/status/").content.decode()
+    assert "Polling is stopped on Gateway A:" in html and 'href="/w/a/connections/"' in html
+    # The fragment refreshes itself for the same workspace.
+    assert 'hx-get="/w/a/status/"' in html
+    assert "Gateway A" not in signed_in.get("/w/b/status/").content.decode()
+    ProviderState.for_connection(cb, cb.base_url).pause_until(timezone.now() + timedelta(minutes=2))
+    assert "Polling paused on Gateway B" in signed_in.get("/w/b/").content.decode()
