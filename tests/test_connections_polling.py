@@ -552,3 +552,56 @@ def test_a_boards_banner_speaks_of_its_own_workspaces_connections(fakes, teams, 
     assert "Gateway A" not in signed_in.get("/w/b/status/").content.decode()
     ProviderState.for_connection(cb, cb.base_url).pause_until(timezone.now() + timedelta(minutes=2))
     assert "Polling paused on Gateway B" in signed_in.get("/w/b/").content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_share_every_connections_tasks_each_polled_once(
+    configured, fakes, teams, owner, tmp_path
+):
+    from tests.test_workers import start_worker, stop, wait_until
+
+    if db_connection.vendor != "postgresql":
+        pytest.skip("several workers share tasks through PostgreSQL row locks; SQLite allows one")
+    (wa, ca), (wb, cb), (wc, cc) = teams["a"], teams["b"], teams["c"]
+    done = {"a": [], "b": [], "d": []}
+    for prefix, space, conn, provider in (("a", wa, ca, fakes["a"]), ("b", wb, cb, fakes["b"])):
+        for i in range(300):
+            provider.script(f"{prefix}{i}", video(f"{prefix}{i}", "completed", 100))
+            done[prefix].append(
+                VideoTask(owner=owner, workspace=space, connection=conn, task_id=f"{prefix}{i}")
+            )
+    for i in range(300):
+        configured.script(f"d{i}", video(f"d{i}", "completed", 100))
+        done["d"].append(VideoTask(owner=owner, workspace=wa, task_id=f"d{i}"))
+    VideoTask.objects.bulk_create([task for tasks in done.values() for task in tasks])
+    refused = tasks_on(owner, wc, cc, fakes["c"], "c", 20, Reply(401, {}, delay=0.05))
+    env = {"VIDEO_POLL_CONCURRENCY": "8", "VIDEO_FETCH_ALLOW_HOSTS": "127.0.0.1"}
+    workers = [start_worker(configured, tmp_path, **env) for _ in range(2)]
+    try:
+        wait_until(
+            lambda: VideoTask.objects.filter(status=Status.COMPLETED).count() == 900,
+            90,
+            "the workers did not finish every connection's tasks",
+        )
+    finally:
+        stop(*workers)
+    assert all(worker.returncode == 0 for worker in workers), [w.log.read_text()[-2000:] for w in workers]
+
+    def polled(provider: FakeProvider) -> list[str]:
+        # Status requests only (the keeper may also be fetching the finished videos).
+        return sorted(seen.task_id for seen in provider.requests if " " not in seen.task_id)
+
+    # Each task polled exactly once, with its own connection's key (the deployment's from the
+    # worker's environment), whichever worker took it; copies fetched with the same keys.
+    assert keys_seen(configured) == {"Bearer sk-command-test"}
+    assert polled(configured) == sorted(t.task_id for t in done["d"])
+    for name, key in (("a", KEY_A), ("b", KEY_B)):
+        assert keys_seen(fakes[name]) == {f"Bearer {key}"}
+        assert polled(fakes[name]) == sorted(t.task_id for t in done[name])
+    # The refused connection: what the two workers had in flight, then nothing; its tasks wait.
+    assert 1 <= len(fakes["c"].requests) <= 2 * 8
+    assert state_of(cc).is_blocked_for(cc.key_fingerprint())
+    assert (
+        not VideoTask.objects.filter(pk__in=[t.pk for t in refused]).exclude(status=Status.PENDING).exists()
+    )
+    assert not VideoTask.objects.filter(lease_token__isnull=False).exists()
