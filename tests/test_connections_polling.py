@@ -605,3 +605,27 @@ def test_two_workers_share_every_connections_tasks_each_polled_once(
         not VideoTask.objects.filter(pk__in=[t.pk for t in refused]).exclude(status=Status.PENDING).exists()
     )
     assert not VideoTask.objects.filter(lease_token__isnull=False).exists()
+
+
+def test_tasks_of_a_new_connection_with_an_unreadable_key_do_not_end_the_pass(
+    configured, fakes, teams, owner, settings
+):
+    settings.VIDEO_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    (wa, ca), (wc, _) = teams["a"], teams["c"]
+    poller = make_poller(configured, concurrency=2)  # claims 4 at a time
+    try:
+        poller.run_pass()  # the worker has read the connections: the next one is new to it
+        lost = connect(wc, "Lost key", fakes["c"], KEY_C)
+        earlier = timezone.now() - timedelta(minutes=1)
+        for task in tasks_on(owner, wc, lost, fakes["c"], "c", 8):  # first in line
+            VideoTask.objects.filter(pk=task.pk).update(next_poll_at=earlier)
+        for task in tasks_on(owner, wa, ca, fakes["a"], "a", 3):  # due, but after those
+            VideoTask.objects.filter(pk=task.pk).update(next_poll_at=earlier + timedelta(seconds=1))
+        settings.VIDEO_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+        report = poller.run_pass()
+    finally:
+        poller.close()
+    assert report.polled == 3 and len(fakes["a"].requests) == 3
+    assert fakes["c"].requests == []
+    assert state_of(lost).blocked_reason == UNREADABLE_KEY_REASON
+    assert not VideoTask.objects.filter(lease_token__isnull=False).exists()

@@ -492,15 +492,21 @@ class Poller:
         report.claimed += len(claimed)
         if unknown := {task.connection_id for task in claimed} - set(self._runtimes):
             self._add_connections(unknown)
+        unusable = []
         for task in claimed:
             runtime = self._runtimes.get(task.connection_id)
             if runtime is None or runtime.client is None:
-                # A connection this worker cannot poll yet (its key unreadable, found just
-                # now): handed back unpolled; the next claim blocks it or leaves it out.
-                report.handed_back += self._release([task], now)
+                unusable.append(task)
                 continue
             self._route[task.pk] = runtime
             tasks.append(task)
+        if unusable:
+            # A connection this worker cannot poll (its key unreadable, found just now):
+            # handed back unpolled, and claimed around from now on (the claim below blocks
+            # it), so a batch of its tasks does not end the pass for everyone else's.
+            report.handed_back += self._release(unusable, now)
+            if not tasks:
+                return self._claim(limit, started, report)
         return tasks
 
     def _held_back(self, runtime: ConnectionRuntime, now: datetime) -> str:
