@@ -85,7 +85,9 @@ class LoopbackServer:
                 pass  # resets, aborted reads and clients going away are the point of some tests
 
         self.server = Server(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # Shutting down waits for the serving loop's next look at its flag: every 20 ms,
+        # not the default half second every test using a provider would pay at teardown.
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
 
     @property
     def base_url(self) -> str:
