@@ -8,7 +8,6 @@ so its query count does not grow with the rows shown (tests/test_teams_admin.py)
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin, messages
@@ -18,6 +17,7 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.utils import timezone
 
+from teams.connection_forms import clean_base_url_text, clean_key_text
 from teams.models import AuditEntry, Invitation, Membership, ProviderConnection, Workspace
 from teams.roles import Role
 
@@ -124,18 +124,6 @@ class WorkspaceAdmin(admin.ModelAdmin):
         return workspace.task_count
 
 
-def _check_base_url(value: str) -> str:
-    # The rules VIDEO_API_BASE_URL follows (videos/checks.py): the key goes to this origin
-    # and path prefix only, so it must be plain http(s) with a host and nothing else.
-    value = value.strip().rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError("An http(s) URL with a host, e.g. https://gateway.example.com/v1.")
-    if parts.query or parts.fragment or parts.username or parts.password:
-        raise ValidationError("No query, fragment or credentials in the URL: the key goes in its own field.")
-    return value
-
-
 class ProviderConnectionForm(forms.ModelForm):
     # Write-only: the stored key never comes back to the page (not even encrypted), and a
     # form shown again after an error does not echo what was typed.
@@ -153,8 +141,13 @@ class ProviderConnectionForm(forms.ModelForm):
         model = ProviderConnection
         fields = ("workspace", "name", "base_url", "max_rps", "is_default")
 
+    # The connection pages' own rules (one place): the admin is an operator's, so the
+    # address check (public hosts only) is theirs to skip.
     def clean_base_url(self) -> str:
-        return _check_base_url(self.cleaned_data["base_url"])
+        return clean_base_url_text(self.cleaned_data["base_url"])
+
+    def clean_new_key(self) -> str:
+        return clean_key_text(self.cleaned_data["new_key"])
 
     def clean_max_rps(self) -> float:
         value = self.cleaned_data["max_rps"]

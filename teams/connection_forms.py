@@ -79,6 +79,14 @@ def clean_base_url_text(raw: str) -> str:
     return url
 
 
+def clean_key_text(key: str) -> str:
+    """A key as typed, checked: it is sent in a header, so anything that could split or
+    corrupt one is refused (and never echoed: the message does not quote the value)."""
+    if any(ch.isspace() or not ch.isprintable() or not ch.isascii() for ch in key):
+        raise forms.ValidationError("A key cannot contain spaces, line breaks or non-ASCII characters.")
+    return key
+
+
 class ConnectionForm(forms.ModelForm):
     # "new-password": browsers then never fill in the person's saved sign-in password here,
     # which would be stored as the provider key without anyone noticing.
@@ -146,12 +154,7 @@ class ConnectionForm(forms.ModelForm):
         return url
 
     def clean_api_key(self) -> str:
-        key = self.cleaned_data["api_key"]
-        # Sent in a header: anything that could split or corrupt it is refused (and never
-        # echoed: the message does not quote the value).
-        if any(ch.isspace() or not ch.isprintable() or not ch.isascii() for ch in key):
-            raise forms.ValidationError("A key cannot contain spaces, line breaks or non-ASCII characters.")
-        return key
+        return clean_key_text(self.cleaned_data["api_key"])
 
     def clean_max_rps(self) -> float:
         value = self.cleaned_data["max_rps"]

@@ -131,7 +131,7 @@ def test_a_new_key_set_in_the_admin_is_stored_encrypted(admin_client, gateway, t
     typed = "sk-typed-but-refused-5678"
     again = admin_client.post(url, connection_form(base_url="ftp://gw.example/v1", new_key=typed))
     assert again.status_code == 200
-    assert "http(s) URL" in html_lib.unescape(again.content.decode())
+    assert "must start with https:// (or http://)" in html_lib.unescape(again.content.decode())
     assert typed not in again.content.decode()
     gateway.refresh_from_db()
     assert gateway.api_key() == replacement
