@@ -137,6 +137,13 @@ def invite(request: HttpRequest, slug: str) -> HttpResponse:
         and workspace.memberships.filter(user__email__iexact=form.cleaned_data["email"]).exists()
     ):
         form.add_error("email", "Someone with this address is already in the workspace.")
+    if form.is_valid():
+        # Issuing replaces the address's pending invitation: a manager must not withdraw (or
+        # lower) an owner's invitation to become an owner that way, as withdraw_invitation
+        # does not let them do it directly.
+        pending = workspace.invitations.pending().filter(email__iexact=form.cleaned_data["email"])
+        if any(not may_assign(membership.role, role) for role in pending.values_list("role", flat=True)):
+            form.add_error("email", "An owner invited this address as owner; only an owner may change that.")
     if not form.is_valid():
         return _settings_page(request, membership, status=400, invite_form=form)
     email, role = form.cleaned_data["email"], form.cleaned_data["role"]
@@ -236,6 +243,9 @@ def remove_member(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         return _leave(request, membership)
     if not may_assign(membership.role, person.role):
         raise PermissionDenied("Only an owner may remove an owner.")
+    if _is_their_personal(person):
+        messages.error(request, _PERSONAL_STAYS)
+        return redirect(_settings_url(workspace))
     name = person.user.get_username()
     try:
         person.remove()
@@ -253,8 +263,19 @@ def leave(request: HttpRequest, slug: str) -> HttpResponse:
     return _leave(request, membership_for(request.user, slug))
 
 
+# Everyone keeps a personal workspace ("/" falls back to it): its person stays in it.
+_PERSONAL_STAYS = "This is their personal workspace: its person always stays in it."
+
+
+def _is_their_personal(membership: Membership) -> bool:
+    return membership.workspace.personal_of_id == membership.user_id
+
+
 def _leave(request: HttpRequest, membership: Membership) -> HttpResponse:
     workspace = membership.workspace
+    if _is_their_personal(membership):
+        messages.error(request, "This is your personal workspace: you always stay in it.")
+        return redirect(_settings_url(workspace))
     try:
         membership.remove()
     except LastOwner as error:
