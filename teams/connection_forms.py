@@ -79,6 +79,16 @@ def clean_base_url_text(raw: str) -> str:
     return url
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a base URL: the server its key is sent to."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        return scheme, (parts.hostname or ""), parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:
+        return ("", url, None)
+
+
 def clean_key_text(key: str) -> str:
     """A key as typed, checked: it is sent in a header, so anything that could split or
     corrupt one is refused (and never echoed: the message does not quote the value)."""
@@ -159,6 +169,25 @@ class ConnectionForm(forms.ModelForm):
     def clean_max_rps(self) -> float:
         value = self.cleaned_data["max_rps"]
         return 0.0 if value is None else value
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        url = cleaned.get("base_url")
+        # The stored key goes only to the server it was entered for: otherwise any manager
+        # could read a write-only key back by pointing the connection at a server of theirs.
+        if (
+            not self.is_adding
+            and url
+            and self.instance.api_key_encrypted
+            and not cleaned.get("api_key")
+            and _origin(url) != _origin(self.saved["base_url"])
+        ):
+            self.add_error(
+                "api_key",
+                "Enter the key again to point this connection at another server: the stored key "
+                "is only ever sent to the server it was entered for.",
+            )
+        return cleaned
 
     def changes(self) -> list[str]:
         """What this save changes, in words for the audit trail ("key replaced": never the key)."""

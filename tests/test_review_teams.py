@@ -54,3 +54,40 @@ def test_the_person_a_personal_workspace_is_for_stays_in_it(owner, teammate, how
 
     assert Membership.objects.filter(workspace=personal, user=owner).exists()
     assert signed_in_as(owner).get("/").status_code == 200
+
+
+def test_a_manager_cannot_send_the_stored_key_to_a_server_of_their_choosing(
+    signed_in, team, teammate, settings, monkeypatch
+):
+    """The key is write-only: a manager who did not enter it must not be able to read it
+    back by pointing the connection at their own server (and pressing Test, or waiting for
+    the worker). Moving a connection to another origin takes the key typed again."""
+    from teams import connection_forms
+
+    settings.VIDEO_FETCH_ALLOW_HOSTS = []
+    monkeypatch.setattr(connection_forms, "resolve", lambda host, port: ["93.184.216.34"])
+    added = signed_in.post(
+        "/w/team/connections/add/",
+        {"name": "Gateway", "base_url": "https://gw.example.com/v1", "api_key": "sk-owners-secret-1234"},
+    )
+    assert added.status_code == 302
+    connection = team.connections.get()
+
+    join(team, teammate, Role.MANAGER)
+    manager = signed_in_as(teammate)
+    edit = f"/w/team/connections/{connection.pk}/"
+    moved = manager.post(
+        edit, {"name": "Gateway", "base_url": "https://attacker.example.net/v1", "api_key": ""}
+    )
+    assert moved.status_code == 200  # the form again, with the reason
+    assert "Enter the key again" in moved.content.decode()
+    connection.refresh_from_db()
+    assert connection.base_url == "https://gw.example.com/v1"
+
+    # Another path on the same server keeps the key; a new key may go anywhere public.
+    same_server = {"name": "Gateway", "base_url": "https://gw.example.com/v2", "api_key": ""}
+    assert manager.post(edit, same_server).status_code == 302
+    with_key = {"name": "Gateway", "base_url": "https://other.example.net/v1", "api_key": "sk-new-key-5678"}
+    assert manager.post(edit, with_key).status_code == 302
+    connection.refresh_from_db()
+    assert (connection.base_url, connection.api_key()) == ("https://other.example.net/v1", "sk-new-key-5678")
