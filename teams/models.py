@@ -168,8 +168,8 @@ class Membership(models.Model):
     def change_role(self, role: str) -> str:
         """Give this person `role`; returns the role they had. Raises LastOwner when they
         are the workspace's last owner and `role` is not owner."""
-        old = self.role
         with transaction.atomic():
+            old = self._locked_role()
             if old == Role.OWNER and role != Role.OWNER:
                 self._ensure_another_owner()
             Membership.objects.filter(pk=self.pk).update(role=role)
@@ -180,9 +180,16 @@ class Membership(models.Model):
         """Take this person out of the workspace (the tasks they added stay in it). Raises
         LastOwner when they are its last owner."""
         with transaction.atomic():
-            if self.role == Role.OWNER:
+            if self._locked_role() == Role.OWNER:
                 self._ensure_another_owner()
             Membership.objects.filter(pk=self.pk).delete()
+
+    def _locked_role(self) -> str:
+        # The role the row has now, locked until the change commits: the one read before
+        # (by a view, a request ago) may be stale, say made owner meanwhile, and judging
+        # that one could take away the workspace's last owner.
+        current = Membership.objects.select_for_update().filter(pk=self.pk).values_list("role", flat=True)
+        return current.first() or self.role
 
     def _ensure_another_owner(self) -> None:
         # The owners' rows stay locked until the change commits: two owners stepping down

@@ -91,3 +91,21 @@ def test_a_manager_cannot_send_the_stored_key_to_a_server_of_their_choosing(
     assert manager.post(edit, with_key).status_code == 302
     connection.refresh_from_db()
     assert (connection.base_url, connection.api_key()) == ("https://other.example.net/v1", "sk-new-key-5678")
+
+
+@pytest.mark.parametrize("change", ["demoted", "removed"])
+def test_a_stale_role_never_leaves_a_workspace_without_an_owner(owner, teammate, team, change):
+    """A view reads the person's membership, then changes it: meanwhile they may have been
+    made an owner, and the other owner stepped down. The last-owner rule must judge the
+    role the row has now, not the one read before."""
+    from teams.models import LastOwner
+
+    join(team, teammate, Role.MANAGER)
+    stale = Membership.objects.get(workspace=team, user=teammate)  # read as a manager
+    # Meanwhile: the owner hands over and steps down.
+    Membership.objects.get(workspace=team, user=teammate).change_role(Role.OWNER)
+    Membership.objects.get(workspace=team, user=owner).change_role(Role.MANAGER)
+
+    with pytest.raises(LastOwner):
+        stale.change_role(Role.MEMBER) if change == "demoted" else stale.remove()
+    assert team.owners().count() == 1
