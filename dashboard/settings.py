@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "axes",
     "dashboard.apps.DashboardConfig",
     "teams",
+    "api",
     "videos",
 ]
 

@@ -22,8 +22,10 @@ HX = {"HX-Request": "true"}
 # as news: the rest of the model is VideoTask.DISPLAYED_FIELDS.
 BOOKKEEPING = {
     "id",
-    # A task stays in the workspace it was added to.
+    # A task stays in the workspace it was added to, and how it was added does not change.
     "workspace",
+    "added_via",
+    "api_key",
     "raw_payload",
     "last_polled_at",
     "next_poll_at",

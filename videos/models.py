@@ -347,6 +347,18 @@ class VideoTask(models.Model):
         related_name="video_tasks",
         help_text="Who added the task.",
     )
+    # How it was added: from the dashboard, by a script through the JSON API (with which
+    # key: `owner` is the person who made the key), or by a provider's webhook (`owner` is
+    # the connection's creator). The board shows the key's or the connection's name.
+    class AddedVia(models.TextChoices):
+        WEB = "web", "Dashboard"
+        API = "api", "API key"
+        HOOK = "hook", "Provider webhook"
+
+    added_via = models.CharField(max_length=8, choices=AddedVia.choices, default=AddedVia.WEB)
+    api_key = models.ForeignKey(
+        "api.ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks"
+    )
     # The provider it is polled on; None is the deployment's own (VIDEO_API_BASE_URL).
     # RESTRICT: a connection with tasks is not removed from under them (it would send their
     # IDs to another provider), but goes with its workspace.
