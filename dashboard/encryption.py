@@ -24,6 +24,8 @@ from django.dispatch import receiver
 # these, so a new encrypted field is added here or it keeps the old key alive forever.
 ENCRYPTED_FIELDS: list[tuple[str, str]] = [
     ("teams.ProviderConnection", "api_key_encrypted"),
+    ("notifications.NotificationChannel", "target_encrypted"),
+    ("notifications.NotificationChannel", "secret_encrypted"),
 ]
 
 # What the deploy check and start-up errors tell an operator to run for a new key.

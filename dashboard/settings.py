@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "axes",
     "dashboard.apps.DashboardConfig",
     "teams",
+    "notifications",
     "api",
     "videos",
 ]
@@ -274,6 +275,11 @@ VIDEO_API_MAX_RPS = env_float("VIDEO_API_MAX_RPS", 0.0, minimum=0, maximum=10_00
 # private or other non-public addresses ("host" or "host:port", comma-separated): a manager
 # is not an operator, so only these may reach the deployment's own network.
 VIDEO_FETCH_ALLOW_HOSTS = env_list("VIDEO_FETCH_ALLOW_HOSTS")
+# Where people reach the dashboard (e.g. https://videos.example.com, with any mount path):
+# notifications link to task pages with it. Unset: messages carry no links.
+SITE_URL = env_str("SITE_URL").rstrip("/")
+if SITE_URL and not SITE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("SITE_URL must be an http(s) address, e.g. https://videos.example.com")
 
 # What the "New video" form offers, as comma-separated lists (e.g. VIDEO_MODELS=sora-2,veo-3).
 # Empty: a free text field (models) or an optional one (sizes, seconds), since providers

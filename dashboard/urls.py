@@ -26,6 +26,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include(account_urls)),
     path("", include("teams.urls")),
+    path("", include("notifications.urls")),
     path("", include("videos.urls")),
 ]
 

@@ -324,6 +324,12 @@ class VideoTaskQuerySet(models.QuerySet):
             ]
             if events:
                 TaskEvent.objects.bulk_create(events)
+            finished = [by_pk[pk] for pk in written if by_pk[pk].status in TERMINAL_STATUSES]
+            if finished:
+                # Notifications: one INSERT after the commit; channels are the worker's business.
+                from notifications.events import enqueue_task_events
+
+                transaction.on_commit(lambda: enqueue_task_events(finished), robust=True)
         for pk in written:
             by_pk[pk].lease_token = None
         return written
@@ -1100,6 +1106,9 @@ class ProviderState(models.Model):
         self.blocked_at = timezone.now()
         self.blocked_key_fingerprint = fingerprint
         self.save(update_fields=["blocked_reason", "blocked_at", "blocked_key_fingerprint", "updated_at"])
+        from notifications.events import enqueue_key_refused
+
+        enqueue_key_refused(self, self.blocked_reason)
 
     def resume(self) -> None:
         self.blocked_reason = ""
@@ -1121,3 +1130,9 @@ class ProviderState(models.Model):
 def _task_removed(sender: Any, instance: VideoTask, **kwargs: Any) -> None:
     # However a task goes (stop tracking, the admin, a cascade), its board hears of it.
     Workspace.objects.bump([instance.workspace_id], roster=True)
+
+
+# The contract names the channel model from here; it lives in the notifications app.
+from notifications.models import NotificationChannel  # noqa: E402, F401
+
+__all__.append("NotificationChannel")

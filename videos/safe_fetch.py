@@ -628,6 +628,25 @@ class SafeFetcher:
                 _stream=stream,
             )
 
+    def post(self, url: str, body: bytes, *, headers: Mapping[str, str] | None = None) -> int:
+        """POST `body` to `url` once and return the answer's status code (the body is not
+        read). The same address vetting, pinned connection and deadlines as `open`; a
+        redirect is not followed (its status is returned: a notification receiver that
+        redirects is misconfigured, and following it would resend the body). Raises
+        FetchRefused or FetchFailed."""
+        watchdog = deadlines.arm(self.headers_timeout)
+        try:
+            target = _parse(url)
+            request_headers = {"User-Agent": self.user_agent, "Accept": "*/*", **_checked_headers(headers)}
+            addresses = self._vetted_addresses(target)
+            connection, response, sock = self._request(
+                target, addresses, request_headers, watchdog, method="POST", body=body
+            )
+            _close_quietly(connection, response, sock)
+            return response.status
+        finally:
+            watchdog.close()
+
     def _redirect_target(self, target: _Target, status: int, location: str | None, redirects: int) -> _Target:
         """The next hop of a redirect, parsed (and so checked) like the first URL."""
         location = (location or "").strip()
@@ -680,6 +699,9 @@ class SafeFetcher:
         addresses: tuple[str, ...],
         headers: dict[str, str],
         watchdog: deadlines.Deadline,
+        *,
+        method: str = "GET",
+        body: bytes | None = None,
     ) -> tuple[HTTPConnection, HTTPResponse, socket.socket | None]:
         remaining = watchdog.remaining()
         if remaining <= 0:
@@ -701,7 +723,12 @@ class SafeFetcher:
         sock: socket.socket | None = None
         try:
             connection.request(
-                "GET", target.request_target, headers=headers, preload_content=False, decode_content=True
+                method,
+                target.request_target,
+                body=body,
+                headers=headers,
+                preload_content=False,
+                decode_content=True,
             )
             # Kept for the body's timeouts: http.client drops its own reference on
             # "Connection: close" answers while the response still reads from the socket.

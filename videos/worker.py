@@ -3,9 +3,11 @@
 A job does one round of work and returns whether there was any: `heartbeat` (tells the
 dashboard and /healthz that the worker is alive), `poll` (one pass over the due tasks, each
 on its own provider connection), `reconcile` (creates whose answer was lost, on the
-connection each was sent to), `keep` (copies of finished videos) and `prune` (copies past
-their retention). A job that did work runs again at once; one that did none waits its idle
-time. Tests call the jobs directly (`Worker.poll()`, ...).
+connection each was sent to), `deliver` (notifications, see notifications.delivery) and
+`prune_notifications`, `keep` (copies of finished videos) and `prune` (copies past their
+retention). The heartbeat also notices silent workers (notifications.events.check_workers).
+A job that did work runs again at once; one that did none waits its idle time. Tests call
+the jobs directly (`Worker.poll()`, ...).
 
 Supervision: whatever a job raises is logged with the job's name; the job waits (a backoff
 that doubles with each failure in a row, capped) and runs again, and the other jobs go on
@@ -48,6 +50,8 @@ from django.db import (
 )
 from django.utils import timezone
 
+from notifications import delivery as notification_delivery
+from notifications import events as notification_events
 from videos import keep as copies
 from videos import submissions
 from videos.models import WorkerHeartbeat
@@ -294,10 +298,13 @@ class Worker:
         self.heartbeat = Heartbeat()
         self.last_pass = PassReport()
         self.counts: Counter = Counter()
+        self._beaten = False
         main = [
             Job("heartbeat", "Recording that the worker is alive", self.beat, timing.heartbeat),
             Job("poll", "Polling the provider", self.poll, timing.idle),
             Job("reconcile", "Finding the videos of lost creates", self.reconcile, timing.idle),
+            Job("deliver", "Sending notifications", self.deliver, timing.idle),
+            Job("prune_notifications", "Removing old notification events", self.prune_notifications, 3600.0),
         ]
         keeper = [
             Job("keep", "Copying finished videos into storage", self.keep, timing.keep_idle),
@@ -311,7 +318,14 @@ class Worker:
     # The jobs: one round each, returning whether there was work.
 
     def beat(self) -> bool:
+        first = not self._beaten
+        if first:
+            # Before our own first beat: the gap since any worker last beat is still visible.
+            notification_events.check_workers(self.heartbeat.name, self.heartbeat.started_at, first=True)
         self.heartbeat.flush(self.failing_jobs())
+        if not first:
+            notification_events.check_workers(self.heartbeat.name, self.heartbeat.started_at, first=False)
+        self._beaten = True
         return False
 
     def poll(self) -> bool:
@@ -324,6 +338,13 @@ class Worker:
         settled = submissions.reconcile(self.poller.client, client_for=self.poller.client_for)
         self.counts["reconciled"] += settled
         return settled > 0
+
+    def deliver(self) -> bool:
+        return notification_delivery.run()
+
+    def prune_notifications(self) -> bool:
+        notification_delivery.prune()
+        return False
 
     def keep(self) -> bool:
         kept = copies.run(should_stop=self.should_stop)
@@ -366,7 +387,7 @@ class Worker:
     def run_once(self) -> OnceReport:
         once = OnceReport(self.last_pass, self.counts)
         for supervisor in self.main + self.keeper:
-            if supervisor.job.name == "heartbeat":
+            if supervisor.job.name in ("heartbeat", "prune_notifications"):
                 continue  # a one-off run is not a worker the dashboard should count on
             supervisor.run()
             if supervisor.failures:
