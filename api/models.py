@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 # Every key starts with this, so a leaked one is easy to recognise (and to scan for).
 KEY_PREFIX = "vdk_"
+# How stale `last_used_at` may be before a request writes it again.
+LAST_USED_EVERY = timedelta(minutes=1)
 
 
 def key_hash(plaintext: str) -> str:
@@ -87,3 +91,29 @@ class ApiKey(models.Model):
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             ApiKey.objects.filter(pk=self.pk, revoked_at__isnull=True).update(revoked_at=self.revoked_at)
+
+    def mark_used(self, now: datetime | None = None) -> None:
+        """Record that the key was just used, at most once a minute: a script calling in a
+        loop costs one write a minute, not one per request."""
+        now = now or timezone.now()
+        if self.last_used_at is not None and now - self.last_used_at < LAST_USED_EVERY:
+            return
+        stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_EVERY)
+        ApiKey.objects.filter(stale, pk=self.pk).update(last_used_at=now)
+        self.last_used_at = now
+
+    def acting_user(self) -> Any:
+        """Who a write made with this key is done as (a task's `owner`): the person who made
+        the key; for a key made by `manage.py create_api_key` (or whose maker's account is
+        gone), the workspace's longest-standing owner. None when it has no owner at all."""
+        if self.created_by is not None:
+            return self.created_by
+        from teams.models import Membership, Role
+
+        membership = (
+            Membership.objects.filter(workspace_id=self.workspace_id, role=Role.OWNER)
+            .select_related("user")
+            .order_by("created_at", "pk")
+            .first()
+        )
+        return membership.user if membership else None

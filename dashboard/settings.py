@@ -206,6 +206,19 @@ AXES_LOCKOUT_CALLABLE = "dashboard.accounts.lockout_response"
 # entries from the right; the left-most entry is the client's own claim.
 TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0 if DEBUG else 1, minimum=0, maximum=10)
 
+# Django's cache: shared by every web process, so it can count a key's API requests
+# (API_RATE_LIMIT). Redis when REDIS_URL is set; otherwise a table in the database
+# (`django_cache`, made by the api app's migration 0002, wherever `migrate` runs).
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"}
+    }
+# Requests a minute each API key may make; past it the API answers 429 with Retry-After.
+API_RATE_LIMIT = env_int("API_RATE_LIMIT", 120, minimum=1, maximum=1_000_000)
+
 # Email, for password reset links: SMTP when EMAIL_HOST is set, the console under DEBUG
 # (`make run` prints the link). Otherwise password reset is not offered at all, rather than
 # saying it sent an email that cannot arrive.

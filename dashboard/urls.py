@@ -25,6 +25,9 @@ account_urls = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include(account_urls)),
+    # The JSON API (bearer keys, no session, no CSRF) and its keys' page.
+    path("api/v1/", include("api.urls")),
+    path("", include("api.key_urls")),
     path("", include("teams.urls")),
     path("", include("notifications.urls")),
     path("", include("videos.urls")),

@@ -29,6 +29,7 @@ class Action(models.TextChoices):
     DELETE_REMOTE = "delete_remote", "Delete a video at the provider"
     MANAGE_PEOPLE = "manage_people", "Invite and remove people, change roles below owner"
     MANAGE_CONNECTIONS = "manage_connections", "Add, edit, test and remove provider connections"
+    MANAGE_API_KEYS = "manage_api_keys", "Create and revoke the workspace's API keys"
     READ_AUDIT = "read_audit", "Read the audit trail"
     RENAME = "rename", "Rename the workspace"
     DELETE_WORKSPACE = "delete_workspace", "Delete the workspace"
@@ -45,6 +46,7 @@ LEAST_ROLE: dict[str, str] = {
     Action.DELETE_REMOTE: Role.MANAGER,
     Action.MANAGE_PEOPLE: Role.MANAGER,
     Action.MANAGE_CONNECTIONS: Role.MANAGER,
+    Action.MANAGE_API_KEYS: Role.MANAGER,
     Action.READ_AUDIT: Role.MANAGER,
     Action.RENAME: Role.OWNER,
     Action.DELETE_WORKSPACE: Role.OWNER,

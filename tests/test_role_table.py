@@ -15,6 +15,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from api.models import ApiKey
 from teams.models import Invitation, Membership, ProviderConnection
 from teams.roles import Action, Role, allows
 from tests.pages import finished, join
@@ -47,6 +48,8 @@ ROUTES: dict[str, tuple[str, str, str]] = {
     "teams:connection_edit": ("GET", Action.MANAGE_CONNECTIONS, "connection"),
     "teams:connection_test": ("POST", Action.MANAGE_CONNECTIONS, "connection"),
     "teams:connection_remove": ("GET", Action.MANAGE_CONNECTIONS, "connection"),
+    "api_keys:list": ("GET", Action.MANAGE_API_KEYS, ""),
+    "api_keys:revoke": ("POST", Action.MANAGE_API_KEYS, "api_key"),
 }
 # Routes with no workspace in their address: the person's current workspace (the same
 # views as the board's, checked there), or no workspace yet.
@@ -68,7 +71,7 @@ def _routes(patterns, namespace: str = "") -> list[str]:
     for pattern in patterns:
         if isinstance(pattern, URLResolver):
             names += _routes(pattern.url_patterns, pattern.namespace or namespace)
-        elif isinstance(pattern, URLPattern) and namespace in ("videos", "teams"):
+        elif isinstance(pattern, URLPattern) and namespace in ("videos", "teams", "api_keys"):
             names.append(f"{namespace}:{pattern.name}")
     return names
 
@@ -92,6 +95,7 @@ def world(owner, teammate, team, provider):
         "connection": connection,
         "invitation": invitation,
         "membership": join(team, target, Role.VIEWER),
+        "api_key": ApiKey.issue(team, "Script", read_only=True, created_by=owner)[0],
     }
 
 
