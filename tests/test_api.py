@@ -6,6 +6,7 @@ provider, the OpenAPI document."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 from urllib.parse import quote
 
@@ -432,3 +433,67 @@ def test_the_openapi_document_describes_every_route(client):
         for method, operation in operations.items():
             if method != "parameters":
                 assert operation["responses"], (path, method)
+
+
+def test_the_board_and_task_page_name_the_key_or_connection_that_added_a_task(
+    client, team, owner, rw, provider
+):
+    from django.test import Client
+
+    assert post(Client(), reverse("api:tasks"), rw, {"task_id": "video_by_key"}).status_code == 201
+    connection = ProviderConnection(workspace=team, name="Gateway", base_url=provider.base_url)
+    connection.set_api_key("sk-gateway-0123456789")
+    connection.save()
+    hooked = make_task(owner, "video_by_hook", workspace=team, connection=connection, added_via="hook")
+    by_key = VideoTask.objects.get(task_id="video_by_key")
+    client.force_login(owner)
+    board = client.get(reverse("videos:board", args=["team"])).content.decode()
+    assert "API key ci" in board
+    assert "webhook of Gateway" in board
+    assert "API key ci" in client.get(reverse("videos:task_detail", args=[by_key.pk])).content.decode()
+    assert (
+        "webhook of Gateway" in client.get(reverse("videos:task_detail", args=[hooked.pk])).content.decode()
+    )
+
+
+def redis_or_skip() -> str:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    return "redis://127.0.0.1:6379/0"
+
+
+def test_the_rate_limit_counts_in_redis_when_redis_url_is_set(client, settings, team, owner):
+    import uuid
+
+    from django.core.cache import cache
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_or_skip(),
+            # Keys of this test only, so runs side by side never share a count.
+            "KEY_PREFIX": f"test-api-{uuid.uuid4().hex}",
+        }
+    }
+    settings.API_RATE_LIMIT = 2
+    plaintext = issue(team, owner)
+    codes = [get(client, reverse("api:tasks"), plaintext).status_code for _ in range(3)]
+    if codes[2] == 200:  # the minute turned over mid-test
+        codes.append(get(client, reverse("api:tasks"), plaintext).status_code)
+    assert codes[-1] == 429
+    limited = get(client, reverse("api:tasks"), plaintext)
+    assert limited.status_code == 429
+    assert 1 <= int(limited["Retry-After"]) <= 60
+    # The count is in Redis, not in the database cache.
+    key = ApiKey.objects.get()
+    minute = int(time.time() // 60)
+    assert any(cache.get(f"api-rate:{key.key_hash[:32]}:{window}") for window in (minute - 1, minute))
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM django_cache")
+        assert cursor.fetchone()[0] == 0
