@@ -391,3 +391,25 @@ def test_a_silent_worker_is_announced_once_and_a_return_after_a_gap(receiver, te
     WorkerHeartbeat.objects.create(name="replaced-host:7", last_seen_at=now - timedelta(minutes=8))
     check_workers("replaced-host:8", now - timedelta(minutes=7), first=False, now=now)
     assert Event.objects.filter(kind=EventKind.WORKER_SILENT).count() == 2
+
+
+def test_the_worker_delivers_and_reports_its_return_after_a_gap(receiver, team, owner, provider):
+    from videos.worker import Worker
+
+    channel(team, "slack", receiver.url, events=["task.completed", "worker.silent"])
+    WorkerHeartbeat.objects.create(
+        name="gone-host:1", last_seen_at=timezone.now() - timedelta(minutes=30), stopped_at=timezone.now()
+    )
+    finish(make_task(owner, "vid_worker", workspace=team))
+    worker = Worker(Poller(VideoAPIClient(provider.base_url, "sk-test")), keep_copies=False)
+    assert worker.run_once().failed == []
+    assert [got.json["text"] for got in receiver.received] == ["Video finished: vid_worker in Team"]
+    worker.beat()  # its first beat: no worker beat for 30 minutes
+    worker.beat()  # the next ones are no news
+    worker.deliver()
+    assert (
+        receiver.received[1]
+        .json["text"]
+        .startswith("The worker is back: no worker was running for 30 minutes")
+    )
+    assert len(receiver.received) == 2
