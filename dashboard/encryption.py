@@ -24,6 +24,7 @@ from django.dispatch import receiver
 # these, so a new encrypted field is added here or it keeps the old key alive forever.
 ENCRYPTED_FIELDS: list[tuple[str, str]] = [
     ("teams.ProviderConnection", "api_key_encrypted"),
+    ("teams.ProviderConnection", "hook_secret_encrypted"),
     ("notifications.NotificationChannel", "target_encrypted"),
     ("notifications.NotificationChannel", "secret_encrypted"),
 ]

@@ -121,9 +121,23 @@ class ConnectionForm(forms.ModelForm):
         help_text=f"Requests per second at most; 0 for no ceiling (up to {MAX_RPS}).",
     )
 
+    # Write-only like the key: the provider's webhook signing secret, pasted in (OpenAI and
+    # OpenRouter generate theirs); the hook section can also generate one here.
+    hook_secret = forms.CharField(
+        label="Webhook signing secret",
+        required=False,
+        strip=True,
+        max_length=MAX_KEY_LENGTH,
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password", "spellcheck": "false"}
+        ),
+        help_text="The secret your provider signs its webhook events with (e.g. whsec_…). Stored "
+        "encrypted and never shown again. Leave empty to keep the current one.",
+    )
+
     class Meta:
         model = ProviderConnection
-        fields = ["name", "base_url", "api_key", "max_rps", "is_default"]
+        fields = ["name", "base_url", "api_key", "max_rps", "is_default", "hook_secret"]
         labels = {"is_default": "Default for this workspace"}
         help_texts = {
             "base_url": "The API root including its version prefix, e.g. https://gateway.example.com/v1 "
@@ -166,6 +180,9 @@ class ConnectionForm(forms.ModelForm):
     def clean_api_key(self) -> str:
         return clean_key_text(self.cleaned_data["api_key"])
 
+    def clean_hook_secret(self) -> str:
+        return clean_key_text(self.cleaned_data["hook_secret"])
+
     def clean_max_rps(self) -> float:
         value = self.cleaned_data["max_rps"]
         return 0.0 if value is None else value
@@ -194,6 +211,8 @@ class ConnectionForm(forms.ModelForm):
         changed = [label for name, label in _CHANGE_LABELS.items() if self._changed(name)]
         if self.cleaned_data.get("api_key"):
             changed.append("key replaced")
+        if self.cleaned_data.get("hook_secret"):
+            changed.append("webhook secret replaced")
         return changed
 
     def key_or_url_changed(self) -> bool:
@@ -209,6 +228,8 @@ class ConnectionForm(forms.ModelForm):
         connection.workspace = self.workspace
         if self.cleaned_data.get("api_key"):
             connection.set_api_key(self.cleaned_data["api_key"])
+        if self.cleaned_data.get("hook_secret"):
+            connection.set_hook_secret(self.cleaned_data["hook_secret"])
         with transaction.atomic():
             if connection.is_default:
                 self.workspace.connections.filter(is_default=True).exclude(pk=connection.pk).update(

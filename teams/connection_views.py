@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from teams.access import membership_for
 from teams.connection_forms import ConnectionForm
 from teams.connection_test import Outcome, run_test
-from teams.models import AuditEntry, Membership, ProviderConnection, Workspace
+from teams.models import AuditEntry, Membership, ProviderConnection, Workspace, generate_hook_secret
 from teams.roles import Action
 from videos.models import ProviderState, Submission
 
@@ -135,11 +135,62 @@ def connection_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
                 request, f"Connection {connection.name} saved." if changes else "Nothing changed."
             )
             return redirect(_list_url(workspace))
+    return _edit_page(request, workspace, form, connection, saved_name)
+
+
+def _edit_page(
+    request: HttpRequest,
+    workspace: Workspace,
+    form: ConnectionForm,
+    connection: ProviderConnection,
+    saved_name: str,
+    new_hook_secret: str = "",
+) -> HttpResponse:
     return render(
         request,
         "teams/connection_form.html",
-        {"workspace": workspace, "form": form, "connection": connection, "saved_name": saved_name},
+        {
+            "workspace": workspace,
+            "form": form,
+            "connection": connection,
+            "saved_name": saved_name,
+            # Absolute: it is pasted into a provider's settings, far from this site.
+            "hook_url": request.build_absolute_uri(reverse("provider_hook", args=[connection.hook_token])),
+            # Shown once, on this answer only (PrivateCacheMiddleware makes it no-store).
+            "new_hook_secret": new_hook_secret,
+        },
     )
+
+
+@require_POST
+@login_required
+def connection_hook(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """The webhook's own actions: generate a signing secret here (shown once, on the page
+    this answers with), or give the webhook a new address (the old one stops working)."""
+    membership = membership_for(request.user, slug, Action.MANAGE_CONNECTIONS)
+    workspace = membership.workspace
+    connection = _connection(membership, pk)
+    action = request.POST.get("action")
+    if action == "generate_secret":
+        secret = generate_hook_secret()
+        with transaction.atomic():
+            connection.set_hook_secret(secret)
+            connection.save(update_fields=["hook_secret_encrypted", "updated_at"])
+            AuditEntry.record(
+                workspace, request.user, Kind.CONNECTION_CHANGED, connection.name, "webhook secret generated"
+            )
+        form = ConnectionForm(instance=connection, workspace=workspace)
+        return _edit_page(request, workspace, form, connection, connection.name, new_hook_secret=secret)
+    if action == "new_address":
+        with transaction.atomic():
+            connection.regenerate_hook_token()
+            AuditEntry.record(
+                workspace, request.user, Kind.CONNECTION_CHANGED, connection.name, "webhook address replaced"
+            )
+        messages.success(request, "The webhook has a new address: point your provider at it.")
+        return redirect("teams:connection_edit", workspace.slug, connection.pk)
+    messages.warning(request, "Nothing changed.")
+    return redirect("teams:connection_edit", workspace.slug, connection.pk)
 
 
 @require_POST

@@ -7,6 +7,7 @@ contract names them there.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 from datetime import datetime, timedelta
@@ -293,11 +294,30 @@ class Invitation(models.Model):
         return membership
 
 
+def new_hook_token() -> str:
+    """The unguessable part of a connection's webhook address (/hooks/<token>/)."""
+    return secrets.token_urlsafe(24)
+
+
+# What a secret generated here starts with: the Standard Webhooks convention, whose
+# libraries base64-decode the rest into the HMAC key.
+HOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 -- a prefix, not a secret
+
+
+def generate_hook_secret() -> str:
+    """A new signing secret for a gateway that lets you choose one: `whsec_` and 32 random
+    bytes in base64 (shown once, then stored encrypted)."""
+    return HOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+
+
 class ProviderConnection(models.Model):
     """A provider a workspace's tasks are polled and started on: a base URL (with its
     version prefix) and a key, stored encrypted (dashboard.encryption) and never shown
     again but for its last four characters. Tasks without a connection use the
-    deployment's own, from VIDEO_API_BASE_URL / VIDEO_API_KEY."""
+    deployment's own, from VIDEO_API_BASE_URL / VIDEO_API_KEY.
+
+    The provider may also push news: verified events posted to /hooks/<hook_token>/ (see
+    teams.hooks) make the worker look at a task at once."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="connections")
     name = models.CharField(max_length=100)
@@ -319,6 +339,12 @@ class ProviderConnection(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+    # The inbound webhook: its address's token, the signing secret (encrypted like the key,
+    # never shown again) and when a verified event last arrived. The poller reads
+    # last_hook_at to slow a connection's steady polling while push is working.
+    hook_token = models.CharField(max_length=64, unique=True, default=new_hook_token, editable=False)
+    hook_secret_encrypted = models.TextField(blank=True, editable=False)
+    last_hook_at = models.DateTimeField("last webhook event", null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["workspace", "name"]
@@ -361,6 +387,71 @@ class ProviderConnection(models.Model):
         """Changes whenever the stored key changes, without decrypting it: a block for a
         refused (or unreadable) key lifts when someone enters a new one."""
         return hashlib.sha256(self.api_key_encrypted.encode()).hexdigest()[:16]
+
+    def set_hook_secret(self, plaintext: str) -> None:
+        """Store the webhook signing secret `plaintext` encrypted (call save()); empty
+        clears it, and the webhook then refuses every event."""
+        from dashboard import encryption
+
+        plaintext = plaintext.strip()
+        self.hook_secret_encrypted = encryption.encrypt(plaintext) if plaintext else ""
+
+    def hook_secret(self) -> str:
+        """The signing secret in plain text, for verifying one event only. Raises
+        dashboard.encryption.Unreadable when no configured key decrypts it."""
+        from dashboard import encryption
+
+        return encryption.decrypt(self.hook_secret_encrypted) if self.hook_secret_encrypted else ""
+
+    @property
+    def has_hook_secret(self) -> bool:
+        return bool(self.hook_secret_encrypted)
+
+    def regenerate_hook_token(self) -> None:
+        """A new webhook address: the old one answers 404 from now on."""
+        self.hook_token = new_hook_token()
+        ProviderConnection.objects.filter(pk=self.pk).update(hook_token=self.hook_token)
+
+    def mark_hook_received(self, now: datetime | None = None) -> None:
+        """Remember that a verified event arrived (one UPDATE of this column only, so it
+        never overwrites a manager's edit made meanwhile)."""
+        self.last_hook_at = now or timezone.now()
+        ProviderConnection.objects.filter(pk=self.pk).update(last_hook_at=self.last_hook_at)
+
+
+class HookDeliveryQuerySet(models.QuerySet):
+    def prune(self, connection: ProviderConnection, before: datetime) -> int:
+        """Forget the event IDs `connection` received before `before`: events older than
+        the signature's time window are refused as stale anyway."""
+        deleted, _ = self.filter(connection=connection, received_at__lt=before).delete()
+        return deleted
+
+
+class HookDelivery(models.Model):
+    """An event a connection's webhook acted on, by the provider's event ID: a second
+    delivery of the same ID (a retry, or a replay) is answered but not acted on again."""
+
+    connection = models.ForeignKey(
+        ProviderConnection, on_delete=models.CASCADE, related_name="hook_deliveries"
+    )
+    event_id = models.CharField(max_length=255)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    objects = HookDeliveryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "hook deliveries"
+        constraints = [
+            # The replay guard (teams.hook_views): the insert of a seen ID fails.
+            models.UniqueConstraint(fields=["connection", "event_id"], name="hookdelivery_unique_event"),
+        ]
+        indexes = [
+            # HookDeliveryQuerySet.prune: a connection's old IDs.
+            models.Index(fields=["connection", "received_at"], name="hookdelivery_age"),
+        ]
+
+    def __str__(self) -> str:
+        return self.event_id
 
 
 class AuditEntry(models.Model):
@@ -425,6 +516,7 @@ class AuditEntry(models.Model):
 __all__ = [
     "Action",
     "AuditEntry",
+    "HookDelivery",
     "Invitation",
     "LastOwner",
     "Membership",

@@ -43,6 +43,7 @@ from videos.models import (
     UNREADABLE_KEY_REASON,
     ProviderConnection,
     ProviderState,
+    Status,
     TaskEvent,
     VideoTask,
     key_fingerprint,
@@ -56,6 +57,21 @@ logger = logging.getLogger("videos.poller")
 # this. Gateways refresh from upstream about every 15 s, so asking much faster buys nothing.
 MAX_STEADY_DELAY = 30.0
 YOUNG_JOB_SECONDS = 60.0
+# A queued job tells nothing but "still queued": polled on the steady ramp, but never
+# slower than this, so the start of processing (the base of the ETA) is seen promptly.
+MAX_PENDING_DELAY = 15.0
+# With an ETA (the provider reports progress): while the finish is far, wait this fraction
+# of the time left, at most MAX_ETA_DELAY, so each poll halves the distance or better and
+# a job that turns out faster than its pace so far is still caught in time. Within
+# NEAR_ETA_INTERVALS intervals of the ETA, the next poll lands on it; past it (a job slower
+# than predicted), every interval.
+ETA_FRACTION = 1 / 3
+MAX_ETA_DELAY = 60.0
+NEAR_ETA_INTERVALS = 3
+# A connection whose provider sent a verified webhook lately tells us itself when a job
+# ends: polling is only the safety net for a lost hook, about once a minute, never slower.
+PUSH_ACTIVE_FOR = timedelta(days=1)
+PUSH_SAFETY_NET = 60.0
 # Errors back off exponentially up to this, with jitter so a recovered provider is not hit
 # by every task at once.
 MAX_BACKOFF = 300.0
@@ -80,13 +96,61 @@ def _signature(connection: ProviderConnection) -> tuple:
     return (connection.base_url, connection.key_fingerprint(), connection.max_rps)
 
 
+def _jitter(rng: Callable[[], float]) -> float:
+    # ±10 %, so tasks created together do not stay in step forever.
+    return 0.9 + 0.2 * rng()
+
+
 def steady_delay(interval: float, age: float, rng: Callable[[], float] = random.random) -> float:
-    """Seconds until the next poll of a healthy task that has been known for `age` seconds."""
+    """Seconds until the next poll of a healthy task that has been known for `age` seconds
+    (and whose finish cannot be estimated): every interval while young, then slower. Never
+    less than the interval."""
     if age <= YOUNG_JOB_SECONDS:
         delay = interval
     else:
         delay = min(interval * age / YOUNG_JOB_SECONDS, max(interval, MAX_STEADY_DELAY))
-    return delay * (0.9 + 0.2 * rng())
+    return max(interval, delay * _jitter(rng))
+
+
+def eta_delay(interval: float, remaining: float, rng: Callable[[], float] = random.random) -> float:
+    """Seconds until the next poll of a processing task expected to finish in `remaining`
+    seconds (negative: the ETA has passed). Never less than the interval.
+
+    Far from the ETA: a fraction of the time left (at most MAX_ETA_DELAY), and always at
+    least NEAR_ETA_INTERVALS - 1 intervals before it, so the poll near the end still comes.
+    Near it: on the ETA. Past it (the job is slower than its pace said): every interval.
+    """
+    near = NEAR_ETA_INTERVALS * interval
+    if remaining <= interval:
+        return interval
+    if remaining <= near:
+        return remaining
+    delay = min(remaining * ETA_FRACTION * _jitter(rng), MAX_ETA_DELAY)
+    return max(interval, min(delay, remaining - (near - interval)))
+
+
+def poll_delay(
+    interval: float,
+    *,
+    pending: bool,
+    age: float,
+    eta_in: float | None,
+    push_active: bool = False,
+    rng: Callable[[], float] = random.random,
+) -> float:
+    """Seconds until the next poll of a healthy, unfinished task: the one cadence rule.
+
+    `age`: seconds since the task was created; `eta_in`: seconds to its ETA (None when
+    there is none); `push_active`: its connection's provider has been sending webhooks.
+    """
+    if push_active:
+        # About a minute, never above: the hook is the news, this is the safety net.
+        return max(interval, PUSH_SAFETY_NET * (0.9 + 0.1 * rng()))
+    if pending:
+        return min(steady_delay(interval, age, rng), max(interval, MAX_PENDING_DELAY))
+    if eta_in is not None:
+        return eta_delay(interval, eta_in, rng)
+    return steady_delay(interval, age, rng)
 
 
 def backoff_delay(interval: float, attempt: int, rng: Callable[[], float] = random.random) -> float:
@@ -187,6 +251,11 @@ class ConnectionRuntime:
 
     def is_blocked(self) -> bool:
         return self.state is not None and self.state.is_blocked_for(self.fingerprint)
+
+    def push_active(self, now: datetime) -> bool:
+        """Whether its provider has sent a verified webhook lately (see PUSH_ACTIVE_FOR).
+        The deployment's own connection receives none."""
+        return False
 
     def close(self) -> None:
         # The deployment's client belongs to the Poller's caller, who closes it.
@@ -723,11 +792,15 @@ class Poller:
             task.next_poll_at = None
             return fields, events
         known_since = task.remote_created_at or task.created_at
-        delay = steady_delay(self.interval, (now - known_since).total_seconds(), self.rng)
-        if task.eta_at is not None:
-            # Near the expected finish, look sooner than the steady cadence would, but not
-            # more often than the base interval.
-            delay = min(delay, max(self.interval, (task.eta_at - now).total_seconds()))
+        delay = poll_delay(
+            self.interval,
+            pending=task.status == Status.PENDING,
+            age=(now - known_since).total_seconds(),
+            eta_in=(task.eta_at - now).total_seconds() if task.eta_at is not None else None,
+            push_active=runtime.push_active(now),
+            rng=self.rng,
+        )
+        # The provider may ask for patience (openai-poll-after-ms): honoured when longer.
         task.next_poll_at = now + timedelta(seconds=max(delay, answer.poll_after or 0))
         return fields, events
 
