@@ -6,6 +6,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from dashboard import accounts
+from teams import hook_views
 
 # django.contrib.auth.urls, with the login page and password reset of our own: the reset
 # pages answer 404 unless email is configured (see dashboard.accounts).
@@ -28,6 +29,8 @@ urlpatterns = [
     # The JSON API (bearer keys, no session, no CSRF) and its keys' page.
     path("api/v1/", include("api.urls")),
     path("", include("api.key_urls")),
+    # A provider's pushed events: signed with the connection's secret, no session (teams.hook_views).
+    path("hooks/<str:token>/", hook_views.receive, name="provider_hook"),
     path("", include("teams.urls")),
     path("", include("notifications.urls")),
     path("", include("videos.urls")),

@@ -50,6 +50,7 @@ ROUTES: dict[str, tuple[str, str, str]] = {
     "teams:connection_remove": ("GET", Action.MANAGE_CONNECTIONS, "connection"),
     "api_keys:list": ("GET", Action.MANAGE_API_KEYS, ""),
     "api_keys:revoke": ("POST", Action.MANAGE_API_KEYS, "api_key"),
+    "teams:connection_hook": ("POST", Action.MANAGE_CONNECTIONS, "connection"),
 }
 # Routes with no workspace in their address: the person's current workspace (the same
 # views as the board's, checked there), or no workspace yet.
