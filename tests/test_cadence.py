@@ -196,3 +196,35 @@ def test_a_job_without_progress_follows_the_steady_ramp(provider, owner, clock, 
     assert seen == sorted(seen)  # then slower...
     assert seen[-1] == pytest.approx(MAX_STEADY_DELAY)  # ...up to the steady ceiling
     assert VideoTask.objects.get(pk=task.pk).poll_count == 45
+
+
+def test_a_connection_receiving_webhooks_is_polled_as_a_safety_net_only(
+    provider, owner, team, clock, cadence_poller, monkeypatch
+):
+    from teams.models import ProviderConnection
+
+    monkeypatch.setattr(polling, "CONNECTIONS_TTL", 0)  # every claim reads the connections again
+    connection = ProviderConnection(workspace=team, name="Gateway", base_url=provider.base_url)
+    connection.set_api_key("sk-gateway-0123456789")
+    connection.save()
+    ours = make_task(owner, "ours", workspace=team, connection=connection, next_poll_at=clock.now)
+    deployment = make_task(owner, "deployment", next_poll_at=clock.now)
+    for task in (ours, deployment):
+        provider.script(task.task_id, video(task.task_id, "in_progress", None))
+
+    def waits() -> dict[str, float]:
+        VideoTask.objects.update(next_poll_at=clock.now)
+        cadence_poller.run_pass()
+        return {
+            task.task_id: (task.next_poll_at - task.last_polled_at).total_seconds()
+            for task in VideoTask.objects.all()
+        }
+
+    assert waits() == {"ours": INTERVAL, "deployment": INTERVAL}
+    connection.mark_hook_received(clock.now)  # a verified event arrives: push works
+    push = waits()
+    assert 0.9 * PUSH_SAFETY_NET <= push["ours"] <= PUSH_SAFETY_NET
+    assert push["deployment"] == INTERVAL  # the deployment's own connection has no hooks
+    # A day without events: push may have stopped working, so polling takes over again.
+    clock.now += polling.PUSH_ACTIVE_FOR + timedelta(seconds=1)
+    assert waits()["ours"] < PUSH_SAFETY_NET / 2

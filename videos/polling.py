@@ -254,8 +254,10 @@ class ConnectionRuntime:
 
     def push_active(self, now: datetime) -> bool:
         """Whether its provider has sent a verified webhook lately (see PUSH_ACTIVE_FOR).
-        The deployment's own connection receives none."""
-        return False
+        The deployment's own connection receives none. Read from the row the poller
+        re-reads every CONNECTIONS_TTL, so a first hook slows polling within seconds."""
+        last = self.connection.last_hook_at if self.connection is not None else None
+        return last is not None and now - last < PUSH_ACTIVE_FOR
 
     def close(self) -> None:
         # The deployment's client belongs to the Poller's caller, who closes it.
