@@ -1,20 +1,42 @@
 // The dashboard's only script of its own, loaded from a file so the Content-Security-Policy
 // can forbid inline script. htmx does the fetching and swapping; this file adds what htmx
-// does not: pausing live refreshes in a hidden tab, keeping "3 min ago" current, and copying.
+// does not: slowing live refreshes in a hidden tab, keeping "3 min ago" current, copying, and
+// the board's tab title and opt-in desktop notifications.
 (function () {
   "use strict";
 
-  // No refresh while the tab is hidden: the server is spared and nothing is missed, because
-  // coming back triggers an immediate refresh (the "live:visible" trigger in the templates).
+  // A hidden tab sends one refresh in HIDDEN_TICKS of the page's own timer, and only while a
+  // task it shows is running: enough to flag the tab title and notify when a video finishes,
+  // without a forgotten tab asking every few seconds (an idle board does not ask at all).
+  // Nothing is missed: coming back triggers an immediate refresh (the "live:visible" trigger
+  // in the templates).
+  var HIDDEN_TICKS = 4;
+  var lastAsked = Date.now();
+
+  function isHidden() {
+    return document.visibilityState === "hidden";
+  }
+
+  // The live element's own period ("every 3s"), so a test that speeds it up speeds this up.
+  function tickMs(elt) {
+    var match = /every\s+(\d+(?:\.\d+)?)(ms|s)\b/.exec(elt.getAttribute("hx-trigger") || "");
+    return match ? parseFloat(match[1]) * (match[2] === "s" ? 1000 : 1) : 3000;
+  }
+
   document.addEventListener("htmx:confirm", function (event) {
     var elt = event.detail.elt;
     var cause = event.detail.triggeringEvent;
-    if (document.hidden && elt && elt.hasAttribute("data-live") && !(cause && cause.type === "live:visible")) {
-      event.preventDefault();
-    }
+    if (!isHidden() || !elt || !elt.hasAttribute("data-live") || (cause && cause.type === "live:visible")) return;
+    // Timers drift late, never early; half a tick of slack keeps the fourth tick in.
+    var due = Date.now() - lastAsked >= (HIDDEN_TICKS - 0.5) * tickMs(elt);
+    if (!due || runningCount() === 0) event.preventDefault();
+  });
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (elt && elt.hasAttribute("data-live")) lastAsked = Date.now();
   });
   document.addEventListener("visibilitychange", function () {
-    if (!document.hidden && window.htmx) {
+    if (!isHidden() && window.htmx) {
       window.htmx.trigger(document.body, "live:visible");
       refreshTimes();
     }
@@ -89,5 +111,152 @@
     document.body.appendChild(area);
     area.select();
     try { document.execCommand("copy"); done(); } finally { area.remove(); }
+  }
+
+  // The board's tab title: "(2 running) Team · Video tasks", counted from the rows shown and
+  // redrawn after every swap. A task that finishes or fails while the tab is hidden puts
+  // "• " in front until the tab is seen again. Statuses come from data-status, not the
+  // class: during a swap htmx keeps the old class on the new row until it settles.
+  var RUNNING = { pending: true, processing: true };
+  var FINAL = { completed: "Video finished", failed: "Video failed" };
+  var baseTitle = document.title;
+  var unseen = false;
+  // Each row's status as this page last saw it, so only changes seen here count as news:
+  // never a row already finished when the page loaded, nor one a redraw brings in.
+  var known = statuses();
+
+  // Each row's status cell: data-status, data-name and data-mine (videos/_task_row.html).
+  function rows() {
+    return document.querySelectorAll("#task-rows td[data-status]");
+  }
+
+  function statuses() {
+    var seen = {};
+    rows().forEach(function (cell) { seen[cell.parentNode.id] = cell.getAttribute("data-status"); });
+    return seen;
+  }
+
+  function runningCount() {
+    var running = 0;
+    rows().forEach(function (cell) {
+      if (RUNNING[cell.getAttribute("data-status")]) running++;
+    });
+    return running;
+  }
+
+  function showTitle() {
+    if (!document.getElementById("task-rows")) return;
+    var running = runningCount();
+    document.title = (unseen ? "\u2022 " : "") + (running ? "(" + running + " running) " : "") + baseTitle;
+  }
+
+  function boardSwapped() {
+    if (!document.getElementById("task-rows")) return;
+    var now = {};
+    rows().forEach(function (cell) {
+      var id = cell.parentNode.id;
+      var status = cell.getAttribute("data-status");
+      var before = known[id];
+      now[id] = status;
+      if (before && RUNNING[before] && FINAL[status] && isHidden()) {
+        unseen = true;
+        notify(cell, status);
+      }
+    });
+    known = now;
+    showTitle();
+  }
+
+  // A refresh swaps rows out of band one by one, then settles; checking after each is
+  // cheap and sees every change exactly once (`known` moves on each time).
+  document.addEventListener("htmx:oobAfterSwap", boardSwapped);
+  document.addEventListener("htmx:afterSettle", boardSwapped);
+  document.addEventListener("visibilitychange", function () {
+    if (!isHidden() && unseen) {
+      unseen = false;
+      showTitle();
+    }
+  });
+  showTitle();
+
+  // Desktop notifications, opt-in: the board's button asks the browser's permission when
+  // clicked (never on load), and the choice is kept in this browser's localStorage. While
+  // the tab is hidden, each of the person's own tasks (data-mine) that this page sees finish
+  // or fail shows one notification.
+  var NOTIFY_KEY = "videos.notify-finished";
+  var DENIED = "Your browser blocks notifications from this site: allow them in its site settings, then try again.";
+  var choiceInMemory = false; // where localStorage is unavailable (some private modes)
+  var panel = document.getElementById("notify");
+  var toggle = document.getElementById("notify-toggle");
+  var toggleState = document.getElementById("notify-state");
+
+  function chosen() {
+    try {
+      return window.localStorage.getItem(NOTIFY_KEY) === "on";
+    } catch (error) {
+      return choiceInMemory;
+    }
+  }
+
+  function choose(on) {
+    choiceInMemory = on;
+    try {
+      if (on) window.localStorage.setItem(NOTIFY_KEY, "on");
+      else window.localStorage.removeItem(NOTIFY_KEY);
+    } catch (error) { /* kept in memory for this page only */ }
+  }
+
+  function notifying() {
+    return "Notification" in window && window.Notification.permission === "granted" && chosen();
+  }
+
+  function notify(cell, status) {
+    if (!cell.hasAttribute("data-mine") || !notifying()) return;
+    try {
+      // The tag folds the same task's notice from two open tabs into one.
+      new window.Notification(FINAL[status], { body: cell.getAttribute("data-name") || "", tag: cell.parentNode.id });
+    } catch (error) { /* e.g. Chrome on Android allows notifications from service workers only */ }
+  }
+
+  function askPermission() {
+    // Older Safari takes a callback and returns nothing; the others return a promise.
+    return new Promise(function (resolve) {
+      var answer = window.Notification.requestPermission(resolve);
+      if (answer && answer.then) answer.then(resolve, function () { resolve("default"); });
+    });
+  }
+
+  function showToggle(message) {
+    var on = notifying();
+    toggle.textContent = on ? "Stop notifying me" : "Notify me when my videos finish";
+    toggleState.textContent = message || (on
+      ? "On: this browser tells you when one of your videos finishes or fails while this tab is hidden."
+      : "");
+  }
+
+  if (panel && toggle && toggleState && "Notification" in window) {
+    panel.hidden = false;
+    showToggle();
+    toggle.addEventListener("click", function () {
+      if (notifying()) {
+        choose(false);
+        showToggle("Off: no desktop notifications from this board.");
+      } else if (window.Notification.permission === "denied") {
+        showToggle(DENIED);
+      } else {
+        askPermission().then(function (answer) {
+          if (answer === "granted") {
+            choose(true);
+            showToggle();
+          } else {
+            showToggle(answer === "denied" ? DENIED : "Not turned on: the browser's question was dismissed.");
+          }
+        });
+      }
+    });
+    // Turned on or off in another tab.
+    window.addEventListener("storage", function (event) {
+      if (event.key === NOTIFY_KEY) showToggle();
+    });
   }
 })();
