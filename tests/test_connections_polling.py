@@ -7,7 +7,6 @@ one received is what the assertions read."""
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -246,8 +245,9 @@ def test_a_request_ceiling_slows_only_its_own_connection(configured, fakes, owne
         poller.close()
     slow = sorted(seen.at for seen in fakes["a"].requests)
     fast = sorted(seen.at for seen in fakes["b"].requests)
-    # Spaced evenly at 5 a second (a little slack for the scheduler)...
-    assert all(later - earlier >= 0.18 for earlier, later in itertools.pairwise(slow))
+    # Sent at 5 a second: six take at least a second. (The gaps between arrivals alone
+    # jitter on a loaded machine: one request held up on its way closes the next gap.)
+    assert slow[-1] - slow[0] >= 5 / 5 - 0.05
     # ...while the other connection's twelve went out meanwhile, unthrottled.
     assert fast[-1] - fast[0] < slow[-1] - slow[0]
     assert fast[-1] < slow[-1]
