@@ -106,3 +106,22 @@ def test_below_manager_the_keys_page_is_403_and_outside_404(client, team, owner,
     client.force_login(outsider)
     assert client.post(reverse("api_keys:revoke", args=["team", key.pk])).status_code == 404
     assert ApiKey.objects.count() == 1 and ApiKey.objects.get().is_active
+
+
+def test_an_operator_revokes_keys_in_the_admin_and_never_sees_a_hash(client, team, owner):
+    from django.contrib.auth import get_user_model
+
+    admin_user = get_user_model().objects.create_superuser("root", password="root-password-1")
+    key, plaintext = ApiKey.issue(team, "ci", read_only=False, created_by=owner)
+    client.force_login(admin_user)
+    listing = client.get(reverse("admin:api_apikey_changelist")).content.decode()
+    assert key.prefix in listing and key.key_hash not in listing
+    page = client.get(reverse("admin:api_apikey_change", args=[key.pk])).content.decode()
+    assert key.key_hash not in page and plaintext.removeprefix("vdk_") not in page
+    assert client.get(reverse("admin:api_apikey_add")).status_code == 403
+    client.post(
+        reverse("admin:api_apikey_changelist"),
+        {"action": "revoke", "_selected_action": [key.pk]},
+        follow=True,
+    )
+    assert ApiKey.objects.by_plaintext(plaintext) is None
