@@ -25,7 +25,7 @@ def key_list(request: HttpRequest, slug: str) -> HttpResponse:
     membership = membership_for(request.user, slug, Action.MANAGE_API_KEYS)
     workspace = membership.workspace
     request.workspace = workspace
-    form = ApiKeyForm(request.POST or None)
+    form = ApiKeyForm(request.POST if request.method == "POST" else None)
     new_key = plaintext = None
     if request.method == "POST" and form.is_valid():
         new_key, plaintext = ApiKey.issue(

@@ -82,8 +82,12 @@ def text(value: str, name: str, limit: int) -> str:
 
 def when(value: str, name: str) -> datetime:
     """An ISO-8601 time with its offset (or Z)."""
+    value = value.strip()
+    # An unencoded "+01:00" in a query string arrives as " 01:00"; read it as meant.
+    if " " in value and "T" in value:
+        value = value.replace(" ", "+")
     try:
-        parsed = parse_datetime(value.strip())
+        parsed = parse_datetime(value)
     except ValueError:
         parsed = None
     if parsed is None or parsed.tzinfo is None:

@@ -335,6 +335,9 @@ def test_filters_status_connection_and_updated_since_by_changed_at(client, team,
     assert ids(connection=str(connection.pk)) == ["video_new"]
     since = (now - timedelta(hours=1)).isoformat()
     assert ids(updated_since=since) == ["video_new"]
+    # The "+" of an offset left unencoded in a URL arrives as a space: still understood.
+    raw = client.get(f"{reverse('api:tasks')}?updated_since={since}", headers=bearer(rw))
+    assert [task["task_id"] for task in raw.json()["data"]] == ["video_new"]
     assert ids(updated_since=(now - timedelta(hours=3)).isoformat().replace("+00:00", "Z")) == [
         "video_old",
         "video_new",
