@@ -117,3 +117,30 @@ class ApiKey(models.Model):
             .first()
         )
         return membership.user if membership else None
+
+
+class KeySubmission(models.Model):
+    """A video started through the API, and the key that started it. A create whose answer
+    was lost is settled later by the worker (videos.submissions.reconcile), which tracks the
+    video it finds: this row is how that task, too, comes to say the key added it
+    (api.signals)."""
+
+    submission = models.OneToOneField(
+        "videos.Submission", on_delete=models.CASCADE, related_name="api_origin"
+    )
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
+
+    def __str__(self) -> str:
+        return f"submission {self.submission_id} by {self.api_key}"
+
+    @staticmethod
+    def claim_task(submission: Any, api_key: ApiKey) -> None:
+        """Mark the task `submission` made as added by `api_key`: only a task it made (not
+        one the workspace tracked before under that ID) and only once."""
+        from videos.models import VideoTask
+
+        if submission.task_id is None:
+            return
+        VideoTask.objects.filter(
+            pk=submission.task_id, created_at__gte=submission.created_at, added_via=VideoTask.AddedVia.WEB
+        ).update(added_via=VideoTask.AddedVia.API, api_key=api_key)

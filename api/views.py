@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET
 from api import openapi
 from api.auth import api_view
 from api.errors import ApiError, bad_request, not_found
-from api.models import ApiKey
+from api.models import ApiKey, KeySubmission
 from api.payloads import chosen_connection, find_connection, json_object, page_size, text, when
 from api.representation import submission_json, task_json
 from dashboard.encryption import Unreadable
@@ -227,11 +227,10 @@ def videos(request: HttpRequest) -> HttpResponse:
     )
     with client:
         submission = submit(owner, video, client, workspace=workspace, connection=connection)
-    if submission.task_id:
-        # The task this create made (not one the workspace tracked before) was added by the key.
-        VideoTask.objects.filter(
-            pk=submission.task_id, created_at__gte=submission.created_at, added_via=VideoTask.AddedVia.WEB
-        ).update(added_via=VideoTask.AddedVia.API, api_key=key)
+    # The task this create made was added by the key; a lost create's task too, when the
+    # worker finds it later (api.signals).
+    KeySubmission.objects.create(submission=submission, api_key=key)
+    KeySubmission.claim_task(submission, key)
     AuditEntry.record(
         workspace,
         _actor(key),

@@ -19,6 +19,7 @@ from api.models import ApiKey
 from teams.models import ProviderConnection, Workspace
 from tests.fake_provider import PROVIDER_KEY, Reply, video
 from tests.pages import join, make_task
+from videos.client import VideoAPIClient
 from videos.models import Status, Submission, VideoTask
 
 SLASHY = "video/ab+c=="  # needs percent-encoding, and holds every troublesome character
@@ -500,3 +501,22 @@ def test_the_rate_limit_counts_in_redis_when_redis_url_is_set(client, settings, 
     with connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM django_cache")
         assert cursor.fetchone()[0] == 0
+
+
+def test_a_lost_create_found_later_by_the_worker_is_the_keys_task(client, configured, team, owner, rw):
+    from videos.submissions import reconcile
+
+    configured.script("POST /videos", Reply(reset=True))
+    answer = post(client, reverse("api:videos"), rw, {"prompt": "Storm", "model": "veo-3"})
+    assert answer.status_code == 202
+    listed = video(
+        "video_found", "in_progress", 20, model="veo-3", prompt="Storm", created_at=int(time.time())
+    )
+    configured.script("GET /videos", Reply(200, {"object": "list", "data": [listed.json], "has_more": False}))
+    with VideoAPIClient.from_settings() as provider_client:
+        assert reconcile(provider_client, now=timezone.now() + timedelta(seconds=30)) == 1
+    task = VideoTask.objects.get(task_id="video_found")
+    assert (task.added_via, task.api_key.name, task.owner) == ("api", "ci", owner)
+    later = get(client, reverse("api:video", args=[answer.json()["id"]]), rw).json()
+    assert later["state"] == "created"
+    assert later["task"]["added_by"] == {"type": "api_key", "name": "ci"}
