@@ -438,6 +438,20 @@ def test_the_openapi_document_describes_every_route(client):
             if method != "parameters":
                 assert operation["responses"], (path, method)
 
+    def refs(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                yield node["$ref"]
+            for value in node.values():
+                yield from refs(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from refs(value)
+
+    schemas = document["components"]["schemas"]
+    for ref in refs(document):
+        assert ref.removeprefix("#/components/schemas/") in schemas, ref
+
 
 def test_the_board_and_task_page_name_the_key_or_connection_that_added_a_task(
     client, team, owner, rw, provider
