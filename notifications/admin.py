@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 
 from notifications.models import Attempt, NotificationChannel
 
@@ -11,6 +12,11 @@ class NotificationChannelAdmin(admin.ModelAdmin):
     list_display = ["__str__", "workspace", "kind", "target_hint", "enabled", "failing_since"]
     list_filter = ["kind", "enabled"]
     readonly_fields = ["target_hint", "disabled_reason", "failing_since", "last_success_at"]
+
+    # Made on the workspace's page, where the URL is checked and the secret shown once.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
     fields = [
         "workspace",
         "kind",

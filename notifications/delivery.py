@@ -126,7 +126,7 @@ def prune(now: datetime | None = None) -> int:
     """Drop old events (their deliveries go with them) and trim each channel's log."""
     now = now or timezone.now()
     removed, _ = Event.objects.filter(fanned_out=True, created_at__lt=now - EVENTS_KEPT).delete()
-    for channel_id in Attempt.objects.values_list("channel_id", flat=True).distinct():
+    for channel_id in Attempt.objects.order_by().values_list("channel_id", flat=True).distinct():
         keep = Attempt.objects.filter(channel_id=channel_id).values_list("pk", flat=True)[
             LOG_KEPT : LOG_KEPT + 1
         ]

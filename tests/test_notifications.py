@@ -413,3 +413,17 @@ def test_the_worker_delivers_and_reports_its_return_after_a_gap(receiver, team, 
         .startswith("The worker is back: no worker was running for 30 minutes")
     )
     assert len(receiver.received) == 2
+
+
+def test_old_events_go_and_each_log_keeps_its_newest_attempts(receiver, team, owner):
+    hook = channel(team, "slack", receiver.url)
+    finish(make_task(owner, "vid_old", workspace=team))
+    delivery.run()
+    Event.objects.update(created_at=timezone.now() - delivery.EVENTS_KEPT - timedelta(minutes=1))
+    Attempt.objects.bulk_create(
+        [Attempt(channel=hook, event_kind="test", event_id=f"msg_{n}") for n in range(delivery.LOG_KEPT + 5)]
+    )
+    delivery.prune()
+    assert not Event.objects.exists() and not Delivery.objects.exists()
+    assert hook.attempts.count() == delivery.LOG_KEPT
+    assert not hook.attempts.filter(event_id__in=["msg_0", "msg_4"]).exists()
