@@ -20,6 +20,7 @@ import requests
 from django.db import connection as db
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.datastructures import CaseInsensitiveMapping
 
 from teams import connection_forms, hooks
 from teams.models import AuditEntry, HookDelivery, ProviderConnection, Role
@@ -206,7 +207,7 @@ def test_a_changed_body_is_refused(post, connection):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("offset", [-301, 301, -3600])
+@pytest.mark.parametrize("offset", [-305, 305, -3600])
 def test_stale_standard_events_are_refused(post, connection, offset):
     body = event()
     before = counts()
@@ -214,6 +215,20 @@ def test_stale_standard_events_are_refused(post, connection, offset):
     assert answer.status_code == 401
     assert "stale" in answer.json()["error"].lower()
     assert counts() == before
+
+
+def test_the_time_window_is_five_minutes_either_way():
+    body = event()
+    headers = CaseInsensitiveMapping(standard_headers(WHSEC, body, at=1_000_000))
+    for now in (1_000_000 - 300, 1_000_000 + 300):
+        assert hooks.verify(WHSEC, headers, body, now).event_id == headers["webhook-id"]
+    for now in (1_000_000 - 301, 1_000_000 + 301):
+        with pytest.raises(hooks.Refused, match="Stale"):
+            hooks.verify(WHSEC, headers, body, now)
+    signed = CaseInsensitiveMapping(openrouter_headers(OPENROUTER_SECRET, body, at=1_000_000))
+    assert hooks.verify(OPENROUTER_SECRET, signed, body, 1_000_300).scheme == "openrouter"
+    with pytest.raises(hooks.Refused, match="Stale"):
+        hooks.verify(OPENROUTER_SECRET, signed, body, 1_000_301)
 
 
 @pytest.mark.django_db(transaction=True)
