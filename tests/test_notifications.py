@@ -427,3 +427,53 @@ def test_old_events_go_and_each_log_keeps_its_newest_attempts(receiver, team, ow
     assert not Event.objects.exists() and not Delivery.objects.exists()
     assert hook.attempts.count() == delivery.LOG_KEPT
     assert not hook.attempts.filter(event_id__in=["msg_0", "msg_4"]).exists()
+
+
+class Redirecting(Receiver):
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        with self.lock:
+            self.received.append(Received(handler.path, {}, b""))
+        handler.send_response(307)
+        handler.send_header("Location", "/elsewhere")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+
+class Hanging(Receiver):
+    """Takes the request and answers nothing until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        self.release.wait(10)
+
+
+@pytest.mark.parametrize("server_class", [Redirecting, Hanging])
+def test_a_redirect_is_not_followed_and_a_silent_receiver_is_cut_off(
+    server_class, settings, team, owner, monkeypatch
+):
+    from notifications import transports
+
+    monkeypatch.setattr(transports, "TOTAL_TIMEOUT", 0.5)
+    server = server_class().start()
+    settings.VIDEO_FETCH_ALLOW_HOSTS = [f"127.0.0.1:{server.server.server_address[1]}"]
+    try:
+        hook = channel(team, "webhook", server.url)
+        finish(make_task(owner, "vid_odd", workspace=team))
+        delivery.run()
+    finally:
+        if isinstance(server, Hanging):
+            server.release.set()
+        server.stop()
+    attempt = Attempt.objects.get(channel=hook)
+    assert not attempt.ok
+    if server_class is Redirecting:
+        assert [got.path for got in server.received] == [f"/hooks/{TOKEN}"]
+        assert attempt.status_code == 307 and "not followed" in attempt.error
+    else:
+        assert "0.5 s" in attempt.error and attempt.duration_ms < 5000
+    assert Delivery.objects.get().status == Delivery.Status.PENDING
