@@ -582,3 +582,51 @@ def assert_not_in_database(secret: str) -> None:
                 dumped = " ".join(str(value) for value in row)
                 assert secret not in dumped, table
                 assert secret.removeprefix("whsec_") not in dumped, table
+
+
+# -- End to end: the event, then the worker's poll ----------------------------------------
+
+
+def test_the_worker_polls_at_once_and_takes_the_state_from_the_provider(client, provider, owner, team):
+    from tests.fake_provider import PROVIDER_KEY, video
+    from videos.client import VideoAPIClient
+    from videos.polling import Poller
+
+    gateway = ProviderConnection(
+        workspace=team, name="Loopback", base_url=provider.base_url, created_by=owner
+    )
+    gateway.set_api_key(PROVIDER_KEY)
+    gateway.set_hook_secret(WHSEC)
+    gateway.save()
+    later = timezone.now() + timezone.timedelta(hours=1)
+    done = make_task(
+        owner, "video_done", workspace=team, connection=gateway, status="processing", next_poll_at=later
+    )
+    # The event says "completed"; the provider, asked, says it is still running: it wins.
+    running = make_task(
+        owner, "video_run", workspace=team, connection=gateway, status="processing", next_poll_at=later
+    )
+    provider.script("video_done", video("video_done", "completed", 100, url="https://cdn.example/v.mp4"))
+    provider.script("video_run", video("video_run", "in_progress", 60))
+    for task_id in ("video_done", "video_run", "video_new"):
+        body = event("video.completed", task_id)
+        answer = client.post(
+            reverse("provider_hook", args=[gateway.hook_token]),
+            body,
+            content_type="application/json",
+            headers=standard_headers(WHSEC, body),
+        )
+        assert answer.status_code == 200
+    provider.script("video_new", video("video_new", "queued", 0))
+
+    deployment = VideoAPIClient(provider.base_url, PROVIDER_KEY, timeout=5.0, connect_timeout=2.0)
+    report = Poller(deployment, interval=5.0, concurrency=2, rng=lambda: 0.5).run_pass()
+
+    assert report.polled == 3
+    assert sorted(seen.task_id for seen in provider.requests) == ["video_done", "video_new", "video_run"]
+    done.refresh_from_db()
+    running.refresh_from_db()
+    assert (done.status, done.url) == ("completed", "https://cdn.example/v.mp4")
+    assert (running.status, running.progress) == ("processing", 60)
+    new = VideoTask.objects.get(task_id="video_new")
+    assert (new.status, new.connection, new.added_via) == ("pending", gateway, "hook")
