@@ -240,7 +240,7 @@
     toggle.addEventListener("click", function () {
       if (notifying()) {
         choose(false);
-        showToggle("Off: no desktop notifications from this board.");
+        showToggle("Off: this browser no longer notifies you.");
       } else if (window.Notification.permission === "denied") {
         showToggle(DENIED);
       } else {
