@@ -23,7 +23,8 @@ IntegrityError, ProgrammingError), and an OperationalError while the database an
 statement timeout, SQLite's "too many SQL variables").
 
 The keeper's jobs (keep, prune) run on a thread of their own: a copy can take minutes and
-must never hold up polling.
+must never hold up polling. So do the notifier's (deliver, prune_notifications): a receiver
+may take 10 s to answer.
 """
 
 from __future__ import annotations
@@ -280,8 +281,9 @@ class Worker:
     """Every background job of one poll_videos process, supervised.
 
     `run()` loops until `should_stop()`: heartbeat, poll and reconcile on the calling
-    thread, keep and prune (when VIDEO_KEEP is on) on the keeper's thread. `run_once()`
-    runs poll, reconcile, keep and prune once each, in that order, on the calling thread.
+    thread, keep and prune (when VIDEO_KEEP is on) on the keeper's thread, deliver and
+    prune_notifications on the notifier's thread. `run_once()` runs poll, reconcile, keep,
+    prune and deliver once each, in that order, on the calling thread.
     """
 
     def __init__(
@@ -303,6 +305,8 @@ class Worker:
             Job("heartbeat", "Recording that the worker is alive", self.beat, timing.heartbeat),
             Job("poll", "Polling the provider", self.poll, timing.idle),
             Job("reconcile", "Finding the videos of lost creates", self.reconcile, timing.idle),
+        ]
+        notifier = [
             Job("deliver", "Sending notifications", self.deliver, timing.idle),
             Job("prune_notifications", "Removing old notification events", self.prune_notifications, 3600.0),
         ]
@@ -314,6 +318,7 @@ class Worker:
             keeper = []
         self.main = [Supervisor(job, timing) for job in main]
         self.keeper = [Supervisor(job, timing) for job in keeper]
+        self.notifier = [Supervisor(job, timing) for job in notifier]
 
     # The jobs: one round each, returning whether there was work.
 
@@ -360,7 +365,7 @@ class Worker:
 
     def failing_jobs(self) -> dict:
         now = timezone.now()
-        return {s.job.name: info for s in self.main + self.keeper if (info := s.failing(now))}
+        return {s.job.name: info for s in self.main + self.keeper + self.notifier if (info := s.failing(now))}
 
     def run(self) -> None:
         logger.info(
@@ -373,10 +378,16 @@ class Worker:
         if self.keeper:
             keeper = threading.Thread(target=self._run_keeper, name="keeper", daemon=True)
             keeper.start()
+        notifier = threading.Thread(
+            target=self._run_side, args=(self.notifier,), name="notifier", daemon=True
+        )
+        notifier.start()
         self._runner(self.main).run()
         if keeper is not None:
             # A copy in flight is not waited for: its lease hands it back (keep.reclaim_stale).
             keeper.join(self.timing.keeper_join)
+        # Nor a notification in flight: its claim lapses and it is sent again (at least once).
+        notifier.join(self.timing.keeper_join)
         try:
             self.heartbeat.flush(self.failing_jobs())
             WorkerHeartbeat.mark_stopped(self.heartbeat.name)
@@ -386,7 +397,7 @@ class Worker:
 
     def run_once(self) -> OnceReport:
         once = OnceReport(self.last_pass, self.counts)
-        for supervisor in self.main + self.keeper:
+        for supervisor in self.main + self.keeper + self.notifier:
             if supervisor.job.name in ("heartbeat", "prune_notifications"):
                 continue  # a one-off run is not a worker the dashboard should count on
             supervisor.run()
@@ -399,8 +410,11 @@ class Worker:
         return Runner(supervisors, self.timing, self.should_stop)
 
     def _run_keeper(self) -> None:
+        self._run_side(self.keeper)
+
+    def _run_side(self, supervisors: list[Supervisor]) -> None:
         # Its own database connection, closed when the thread ends.
         try:
-            self._runner(self.keeper).run()
+            self._runner(supervisors).run()
         finally:
             connections.close_all()
