@@ -477,3 +477,42 @@ def test_a_redirect_is_not_followed_and_a_silent_receiver_is_cut_off(
     else:
         assert "0.5 s" in attempt.error and attempt.duration_ms < 5000
     assert Delivery.objects.get().status == Delivery.Status.PENDING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_running_worker_sends_the_test_within_seconds(receiver, provider, client, owner, team):
+    import time
+
+    from django.db import connections
+
+    from videos.worker import Timing, Worker
+
+    hook = channel(team, "webhook", receiver.url)
+    client.force_login(owner)
+    stop = threading.Event()
+    worker = Worker(
+        Poller(VideoAPIClient(provider.base_url, "sk-test")),
+        should_stop=stop.is_set,
+        keep_copies=False,
+        timing=Timing(idle=0.05, heartbeat=0.05, keeper_join=5),
+    )
+
+    def run() -> None:
+        try:
+            worker.run()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        client.post(reverse("notifications:channel_test", args=[team.slug, hook.pk]))
+        deadline = time.monotonic() + 5
+        while not receiver.received and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [got.json["type"] for got in receiver.received] == ["test"]
+    finally:
+        stop.set()
+        thread.join(10)
+        worker.poller.close()
+    assert not thread.is_alive()
