@@ -46,7 +46,7 @@ CLOCK_SLACK = timedelta(seconds=5)
 def _dashboard_context(membership: Membership, listing: Listing) -> dict:
     workspace = membership.workspace
     tasks = VideoTask.objects.in_workspace(workspace)
-    page = listing.page(tasks.select_related("owner"))
+    page = listing.page(tasks.select_related("owner", "api_key", "connection"))
     return {
         "workspace": workspace,
         "membership": membership,
@@ -141,7 +141,7 @@ def dashboard_live(request: HttpRequest, slug: str | None = None) -> HttpRespons
     if token == client_token:
         return HttpResponse(status=204)
 
-    tasks = VideoTask.objects.in_workspace(workspace).select_related("owner")
+    tasks = VideoTask.objects.in_workspace(workspace).select_related("owner", "api_key", "connection")
     listing = _listing(request, workspace)
     shown = _parse_ids(request.GET.get("ids", ""))
     since = _token_time(client_token)
