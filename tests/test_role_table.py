@@ -51,6 +51,11 @@ ROUTES: dict[str, tuple[str, str, str]] = {
     "api_keys:list": ("GET", Action.MANAGE_API_KEYS, ""),
     "api_keys:revoke": ("POST", Action.MANAGE_API_KEYS, "api_key"),
     "teams:connection_hook": ("POST", Action.MANAGE_CONNECTIONS, "connection"),
+    "notifications:channels": ("GET", Action.MANAGE_CONNECTIONS, ""),
+    "notifications:channel": ("GET", Action.MANAGE_CONNECTIONS, "channel"),
+    "notifications:channel_test": ("POST", Action.MANAGE_CONNECTIONS, "channel"),
+    "notifications:channel_enable": ("POST", Action.MANAGE_CONNECTIONS, "channel"),
+    "notifications:channel_remove": ("POST", Action.MANAGE_CONNECTIONS, "channel"),
 }
 # Routes with no workspace in their address: the person's current workspace (the same
 # views as the board's, checked there), or no workspace yet.
@@ -72,7 +77,12 @@ def _routes(patterns, namespace: str = "") -> list[str]:
     for pattern in patterns:
         if isinstance(pattern, URLResolver):
             names += _routes(pattern.url_patterns, pattern.namespace or namespace)
-        elif isinstance(pattern, URLPattern) and namespace in ("videos", "teams", "api_keys"):
+        elif isinstance(pattern, URLPattern) and namespace in (
+            "videos",
+            "teams",
+            "api_keys",
+            "notifications",
+        ):
             names.append(f"{namespace}:{pattern.name}")
     return names
 
@@ -97,7 +107,17 @@ def world(owner, teammate, team, provider):
         "invitation": invitation,
         "membership": join(team, target, Role.VIEWER),
         "api_key": ApiKey.issue(team, "Script", read_only=True, created_by=owner)[0],
+        "channel": _channel(team, owner),
     }
+
+
+def _channel(team, owner):
+    from notifications.models import NotificationChannel
+
+    made = NotificationChannel(workspace=team, kind="slack", target="https://hooks.slack.example/T/B/x")
+    made.created_by = owner
+    made.save()
+    return made
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
