@@ -61,8 +61,8 @@ YOUNG_JOB_SECONDS = 60.0
 # slower than this, so the start of processing (the base of the ETA) is seen promptly.
 MAX_PENDING_DELAY = 15.0
 # With an ETA (the provider reports progress): while the finish is far, wait this fraction
-# of the time left, at most MAX_ETA_DELAY, so each poll halves the distance or better and
-# a job that turns out faster than its pace so far is still caught in time. Within
+# of the time left, at most MAX_ETA_DELAY, so each poll cuts the distance by a third and a
+# job that turns out faster than its pace so far is still caught in time. Within
 # NEAR_ETA_INTERVALS intervals of the ETA, the next poll lands on it; past it (a job slower
 # than predicted), every interval.
 ETA_FRACTION = 1 / 3
@@ -97,7 +97,8 @@ def _signature(connection: ProviderConnection) -> tuple:
 
 
 def _jitter(rng: Callable[[], float]) -> float:
-    # ±10 %, so tasks created together do not stay in step forever.
+    # ±10 %, so tasks created together do not stay in step forever (the callers never go
+    # below the interval: a young task's polls vary between 1 and 1.1 intervals).
     return 0.9 + 0.2 * rng()
 
 
