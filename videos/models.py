@@ -353,6 +353,7 @@ class VideoTask(models.Model):
         related_name="video_tasks",
         help_text="Who added the task.",
     )
+
     # How it was added: from the dashboard, by a script through the JSON API (with which
     # key: `owner` is the person who made the key), or by a provider's webhook (`owner` is
     # the connection's creator). The board shows the key's or the connection's name.
