@@ -847,6 +847,12 @@ class Submission(models.Model):
     task = models.ForeignKey(
         VideoTask, on_delete=models.SET_NULL, null=True, blank=True, related_name="submissions"
     )
+    # The failed task this attempt retries with the same settings: its page says "Retried
+    # as …" and the new task's "Retry of …". Kept here rather than on the task, so a retry
+    # whose answer was lost still links once the worker finds its video.
+    retry_of = models.ForeignKey(
+        VideoTask, on_delete=models.SET_NULL, null=True, blank=True, related_name="retries"
+    )
     reconcile_attempts = models.PositiveSmallIntegerField(default=0)
     next_reconcile_at = models.DateTimeField(null=True, blank=True)
 
