@@ -3,17 +3,27 @@ provider connection and the workspace's connections."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Q
 from django.utils import dateparse, timezone
 
 from videos.models import ProviderState, WorkerHeartbeat, Workspace, key_fingerprint
 
+logger = logging.getLogger(__name__)
+
 # A worker that has not been seen for this long is reported as not polling.
 STALE_AFTER = timedelta(minutes=1)
+# How long a task's next check may be late before its row says "next check overdue": the
+# worker claims due tasks every few seconds, so a check later than this is a missed beat.
+OVERDUE_AFTER = timedelta(seconds=15)
+# How long the "worker is silent" warning stays logged for one silence (keyed by the last
+# heartbeat seen, so a new silence after the worker came back is logged again).
+SILENCE_LOGGED_FOR = 7 * 24 * 3600
 
 
 def heard_since(now: datetime) -> datetime:
@@ -25,6 +35,40 @@ def heard_since(now: datetime) -> datetime:
 def is_silent(last_seen: datetime | None, now: datetime | None = None) -> bool:
     """Whether a worker last seen at `last_seen` (None: never) has gone silent."""
     return last_seen is None or last_seen < heard_since(now or timezone.now())
+
+
+def worker_running(now: datetime | None = None) -> bool:
+    """Whether some worker has beaten recently: what *Refresh now* tells the person. One query."""
+    now = now or timezone.now()
+    running = WorkerHeartbeat.objects.filter(stopped_at__isnull=True, last_seen_at__gte=heard_since(now))
+    return running.exists()
+
+
+def check_overdue_at(next_poll_at: datetime | None) -> datetime | None:
+    """When a task due at `next_poll_at` counts as overdue (None: no check is planned)."""
+    return next_poll_at + OVERDUE_AFTER if next_poll_at else None
+
+
+# The last silence this process logged (or found logged): a board refreshed every few
+# seconds then costs no cache lookup per request while the same silence lasts.
+_noted = {"key": ""}
+
+
+def note_silence(last_seen: datetime | None) -> None:
+    """Log once per silence that a page found the worker silent. The web side only logs:
+    the worker's own notifications (notifications app, `worker.silent`) tell the
+    administrators; a page must not deliver anything itself. Throttled through the cache,
+    so several web processes log one silence once between them."""
+    key = f"worker-silent:{last_seen.isoformat() if last_seen else 'never'}"
+    if _noted["key"] == key:
+        return
+    _noted["key"] = key
+    if cache.add(key, True, SILENCE_LOGGED_FOR):
+        logger.warning(
+            "No worker has polled since %s: statuses are not being updated; "
+            "run `python manage.py poll_videos`.",
+            last_seen.isoformat() if last_seen else "ever (none has run)",
+        )
 
 
 @dataclass(frozen=True)
@@ -128,6 +172,8 @@ class WorkerStatus:
             if trouble.blocked or trouble.paused_until:
                 troubles.append(trouble)
         last_seen, failing = WorkerHeartbeat.objects.overview(seen_since=heard_since(now))
+        if is_silent(last_seen, now):
+            note_silence(last_seen)
         return cls(
             last_seen,
             blocked,
