@@ -9,7 +9,6 @@ from django.conf import settings
 from django.core.validators import ProhibitNullCharactersValidator
 from django.forms import BoundField
 
-from videos.client import InvalidTaskId, validate_task_id
 from videos.normalize import parse_seconds
 
 if TYPE_CHECKING:
@@ -117,7 +116,10 @@ class TrackTasksForm(ConnectionChoiceForm):
         label="Task IDs",
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "video_68d7512d07848190  Optional label"}),
         max_length=50_000,
-        help_text="One per line. Anything after the ID on the same line becomes its label.",
+        help_text=(
+            "One per line; anything after the ID on the same line becomes its label. "
+            "A video's address or its JSON works too: the ID is taken from it."
+        ),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -129,21 +131,16 @@ class TrackTasksForm(ConnectionChoiceForm):
 
     def clean_task_ids(self) -> str:
         text = self.cleaned_data["task_ids"]
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        if len(lines) > MAX_LINES:
-            raise forms.ValidationError(f"At most {MAX_LINES} task IDs at a time; you pasted {len(lines)}.")
-        self.entries: list[tuple[str, str]] = []
-        self.rejected: list[str] = []
-        for number, line in enumerate(lines, start=1):
-            task_id, *rest = line.split(maxsplit=1)
-            # Labels are free text, but control characters (NUL above all, which PostgreSQL
-            # refuses) have no place in one.
-            label = "".join(ch for ch in rest[0] if ch.isprintable()) if rest else ""
-            try:
-                self.entries.append((validate_task_id(task_id), label.strip()[:200]))
-            except InvalidTaskId as error:
-                shown = task_id if len(task_id) <= 60 else task_id[:57] + "…"
-                self.rejected.append(f"Line {number} ({shown!r}): {error}")
+        # Addresses and JSON give up their ID here; lines that name no task are refused,
+        # each with its reason (videos.pastes).
+        found, refused = read_paste(text)
+        if len(found) + len(refused) > MAX_LINES:
+            raise forms.ValidationError(
+                f"At most {MAX_LINES} task IDs at a time; you pasted {len(found) + len(refused)}."
+            )
+        self.found: list[Found] = found
+        self.entries: list[tuple[str, str]] = [(item.task_id, item.label) for item in found]
+        self.rejected: list[str] = [str(problem) for problem in refused]
         if not self.entries:
             raise forms.ValidationError(["No task ID could be tracked.", *self.rejected])
         return text
