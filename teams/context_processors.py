@@ -45,8 +45,20 @@ class WorkspaceMenu:
 
 def workspaces(request: HttpRequest) -> dict[str, Any]:
     """`workspace_menu` for base.html. Lazy: its one query runs only when a template reads it,
-    so fragments (the live refresh above all) pay nothing."""
-    return {"workspace_menu": SimpleLazyObject(lambda: _menu(request))}
+    so fragments (the live refresh above all) pay nothing. Also `density`, the person's
+    choice of board rows (videos:density keeps it in their session)."""
+    return {"workspace_menu": SimpleLazyObject(lambda: _menu(request)), "density": _density(request)}
+
+
+# The board's row densities; compact unless the person chose otherwise.
+DENSITIES = ("compact", "comfortable")
+DENSITY_SESSION_KEY = "density"
+
+
+def _density(request: HttpRequest) -> str:
+    session = getattr(request, "session", None)
+    chosen = session.get(DENSITY_SESSION_KEY, "") if session is not None else ""
+    return chosen if chosen in DENSITIES else DENSITIES[0]
 
 
 def _menu(request: HttpRequest) -> WorkspaceMenu:

@@ -65,6 +65,7 @@ NOT_IN_THE_TABLE = {
     "videos:track_tasks",
     "videos:new_video",
     "videos:worker_status",
+    "videos:density",
     "teams:workspace_new",
     "teams:invitation",
     "teams:accept_invitation",

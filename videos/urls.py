@@ -28,6 +28,7 @@ urlpatterns = [
     path("status/", views.worker_status, name="worker_status"),
     path("videos/new/", views.new_video, name="new_video"),
     path("tasks/<int:pk>/download/", views.download, name="download"),
+    path("density/", views.set_density, name="density"),
     path("tasks/<int:pk>/remix/", views.remix_task, name="remix_task"),
     path("tasks/<int:pk>/delete-remote/", views.delete_remote, name="delete_remote"),
 ]

@@ -13,12 +13,14 @@ from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HTMX_STOP_POLLING, HttpResponseClientRedirect
 
 from dashboard.encryption import Unreadable
 from teams.access import membership_for, task_for
+from teams.context_processors import DENSITIES, DENSITY_SESSION_KEY
 from teams.models import AuditEntry, Membership, ProviderConnection, Workspace
 from teams.roles import Action, Role, allows
 from videos import downloads
@@ -505,3 +507,19 @@ def _download_error(task: VideoTask, variant: str, error: Exception) -> HttpResp
         response["Retry-After"] = str(downloads.BUSY_RETRY_AFTER)
     stem = downloads.file_name(task, variant).rsplit(".", 1)[0]
     return downloads.protect(response, f"{stem}-error.txt")
+
+
+@require_POST
+@login_required
+def set_density(request: HttpRequest) -> HttpResponse:
+    """The board's row density, per person (kept in their session, not per workspace), then
+    back to the page the toggle was on."""
+    density = request.POST.get("density", "")
+    if density in DENSITIES:
+        request.session[DENSITY_SESSION_KEY] = density
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("videos:dashboard")
+    return redirect(target)
