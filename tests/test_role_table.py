@@ -26,6 +26,7 @@ ROUTES: dict[str, tuple[str, str, str]] = {
     "videos:board_live": ("GET", Action.VIEW, ""),
     "videos:board_status": ("GET", Action.VIEW, ""),
     "videos:board_track": ("POST", Action.TRACK, ""),
+    "videos:undo_track": ("POST", Action.STOP_TRACKING, ""),
     "videos:board_new_video": ("POST", Action.START, ""),
     "videos:task_detail": ("GET", Action.VIEW, "task"),
     "videos:download": ("GET", Action.VIEW, "task"),

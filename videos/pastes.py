@@ -112,7 +112,8 @@ def read_line(line: str, where: str) -> Found | Refused:
     pasted = _shown(line)
     if _URL.match(word) or (word.startswith("/") and "/videos/" in word):
         return _from_url(word, rest, where, pasted)
-    if _JSON_CHARS & set(word) or word.endswith((":", ",")):
+    # A trailing ":" or "," ends a key or a value of JSON, but "Hi," opens a sentence.
+    if _JSON_CHARS & set(word) or word.endswith(":") or (word.endswith(",") and not word[:-1].isalpha()):
         key = _JSON_ID.search(line)
         if key is not None:
             return _checked(key.group(2), "", where, pasted, Source.JSON)

@@ -13,6 +13,7 @@ board_urls = [
     path("", views.dashboard, name="board"),
     path("live/", views.dashboard_live, name="board_live"),
     path("track/", views.track_tasks, name="board_track"),
+    path("track/undo/", views.undo_track, name="undo_track"),
     path("videos/new/", views.new_video, name="board_new_video"),
     path("status/", views.worker_status, name="board_status"),
 ]

@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -314,8 +315,67 @@ def track_tasks(request: HttpRequest, slug: str | None = None) -> HttpResponse:
         form=TrackTasksForm(connections=connections) if form.is_valid() else form,
         created=created,
         already=already,
+        # Each pasted line with the ID read from it, so a wrong guess is seen at once.
+        read=_track_read(form, created) if form.is_valid() else [],
+        undo=",".join(str(task.pk) for task in created),
         # When nothing was valid, the form's own errors already list every line.
         rejected=form.rejected if form.is_valid() else [],
+        tracked=True,
+    )
+
+
+def _track_read(form: TrackTasksForm, created: list[VideoTask]) -> list[dict[str, str]]:
+    new = {task.task_id for task in created}
+    return [
+        {
+            "where": item.where,
+            "pasted": item.pasted,
+            "task_id": item.task_id,
+            "source": str(item.source),
+            "outcome": "tracked" if item.task_id in new else "already tracked",
+        }
+        for item in form.found
+    ]
+
+
+# How long after "Track" its Undo still works: long enough to read the panel and notice a
+# wrong line, short enough that it cannot remove a task someone has been following since.
+UNDO_WINDOW = timedelta(minutes=10)
+
+
+@require_POST
+@login_required
+def undo_track(request: HttpRequest, slug: str) -> HttpResponse:
+    """Undo a "Track": stop tracking the tasks it just added, and only those. The pks come
+    from the page, so they are only a wish: a task of another workspace, added by someone
+    else (or by an API key or a webhook), or added more than UNDO_WINDOW ago is left alone."""
+    membership = membership_for(request.user, slug, Action.STOP_TRACKING)
+    workspace = membership.workspace
+    tasks = VideoTask.objects.in_workspace(workspace).filter(
+        pk__in=_parse_ids(request.POST.get("tasks", "")),
+        owner=request.user,
+        added_via=VideoTask.AddedVia.WEB,
+        created_at__gte=timezone.now() - UNDO_WINDOW,
+    )
+    undone = []
+    for task in tasks:
+        name, task_id = str(task), task.task_id
+        task.delete()
+        _audit(request, workspace, AuditEntry.Kind.STOPPED_TRACKING, task_id, name if name != task_id else "")
+        undone.append(task_id)
+    if undone:
+        note = f"Undone: stopped tracking {len(undone)} task(s) just added."
+    else:
+        note = "Nothing to undo: those tasks are gone already, or were added too long ago."
+    connections = _connections(workspace)
+    return _form_answer(
+        request,
+        membership,
+        "videos/_track_result.html",
+        [(messages.INFO, note)],
+        form=TrackTasksForm(connections=connections),
+        undone=undone,
+        undo_note=note,
         tracked=True,
     )
 
