@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from tests.pages import HX, make_task
-from videos.models import Status, TaskEvent, VideoTask
+from videos.models import Status, TaskEvent, VideoTask, WorkerHeartbeat
 
 # The task page
 
@@ -63,18 +63,19 @@ def test_the_task_page_refresh_is_empty_when_nothing_changed(signed_in, owner, d
 
 
 def test_refresh_now_makes_the_task_due(signed_in, owner):
+    WorkerHeartbeat.objects.create(name="w:1", last_seen_at=timezone.now())
     task = make_task(
         owner, "soon", status=Status.PROCESSING, next_poll_at=timezone.now() + timedelta(minutes=5)
     )
     response = signed_in.post(f"/tasks/{task.pk}/refresh/", headers=HX)
-    assert "Asked the worker to check this task now." in response.content.decode()
+    assert "Checking this task now" in response.content.decode()
     assert VideoTask.objects.due().filter(pk=task.pk).exists()
 
 
 def test_refresh_now_leaves_a_finished_task_alone(signed_in, owner):
     task = make_task(owner, "over", status=Status.COMPLETED)
     response = signed_in.post(f"/tasks/{task.pk}/refresh/", follow=True)
-    assert "will not be asked again" in response.content.decode()
+    assert "This task has finished; there is nothing more to check." in response.content.decode()
     assert not VideoTask.objects.due().filter(pk=task.pk).exists()
 
 

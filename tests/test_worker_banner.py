@@ -13,7 +13,7 @@ from videos.models import ProviderState, WorkerHeartbeat, key_fingerprint
 
 def test_no_worker_yet_is_a_clear_banner(signed_in):
     html = signed_in.get("/status/").content.decode()
-    assert "No worker has polled yet" in html
+    assert "No worker is checking tasks yet" in html
 
 
 def test_a_silent_worker_is_flagged_after_a_minute(signed_in):

@@ -5,13 +5,17 @@ workspaces is a 404, an action their role does not allow a 403."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import wraps
+from urllib.parse import urlencode, urlsplit
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -31,7 +35,7 @@ from videos.listing import Listing
 from videos.models import Status, Submission, VideoTask
 from videos.safe_fetch import FetchError, FetchFailed, FetchRefused
 from videos.submissions import VideoRequest, submit
-from videos.worker_status import WorkerStatus
+from videos.worker_status import WorkerStatus, worker_running
 
 # How often a page with unfinished tasks asks for news (seconds).
 LIVE_EVERY = 3
@@ -105,6 +109,28 @@ def _live_attrs(token: str, ids: str) -> str:
     return json.dumps({"token": token, "ids": ids})
 
 
+def live_login_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """login_required for the pages' live refreshes: a signed-out htmx request gets a 401
+    with `HX-Signed-Out: 1` (and `HX-Login`, the login page coming back to the page the
+    person is on) instead of a redirect that htmx would follow and swap the login form into
+    the page; static/js/app.js shows "Signed out" with that link. Other requests are
+    redirected to the login page as usual."""
+    guarded = login_required(view)
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        if request.htmx and not request.user.is_authenticated:
+            page = urlsplit(request.htmx.current_url or "")
+            back = page.path + (f"?{page.query}" if page.query else "") if page.path else request.path
+            response = HttpResponse("Signed out.", status=401, content_type="text/plain")
+            response["HX-Signed-Out"] = "1"
+            response["HX-Login"] = f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': back})}"
+            return response
+        return guarded(request, *args, **kwargs)
+
+    return wrapper
+
+
 @require_GET
 @login_required
 def dashboard(request: HttpRequest, slug: str | None = None) -> HttpResponse:
@@ -130,7 +156,7 @@ def dashboard(request: HttpRequest, slug: str | None = None) -> HttpResponse:
 
 
 @require_GET
-@login_required
+@live_login_required
 def dashboard_live(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     """The dashboard's refresh: nothing (204) when nothing changed, else the changed rows.
 
@@ -159,6 +185,7 @@ def dashboard_live(request: HttpRequest, slug: str | None = None) -> HttpRespons
         page = listing.page(tasks)
         context = {
             "page": page,
+            "rows": [],
             "ids": page.ids,
             "full": True,
             "submissions": _open_submissions(membership),
@@ -171,6 +198,11 @@ def dashboard_live(request: HttpRequest, slug: str | None = None) -> HttpRespons
         may=_may(membership.role),
         listing=listing,
         counts=tasks.status_counts(),
+        # The kept-copies total changes only when a copy is kept or a task leaves the
+        # board: read it then, not on every refresh.
+        kept=tasks.kept_storage()
+        if context["full"] or any(row.keep_state for row in context["rows"])
+        else None,
         live=_live_attrs(token, context["ids"]) if keeps_asking else None,
         live_every=LIVE_EVERY if any_active else IDLE_EVERY,
     )
@@ -393,7 +425,7 @@ def _track_messages(form: TrackTasksForm, created: list[VideoTask], already: lis
 
 
 @require_GET
-@login_required
+@live_login_required
 @vary_on_headers("HX-Request")
 def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
     task, role = task_for(request.user, pk)
@@ -409,13 +441,23 @@ def task_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@login_required
+@live_login_required
 def refresh_task(request: HttpRequest, pk: int) -> HttpResponse:
     task, role = task_for(request.user, pk, Action.REFRESH)
-    if task.poll_soon():
-        messages.success(request, "Asked the worker to check this task now.")
+    if task.is_terminal:
+        messages.info(request, "This task has finished; there is nothing more to check.")
+    elif not worker_running():
+        # Made due all the same, so a worker that starts later checks it first.
+        task.poll_soon()
+        messages.warning(
+            request,
+            "The worker that checks tasks is not running, so this task cannot be checked now; "
+            "it will be checked as soon as the worker is back.",
+        )
+    elif task.poll_soon():
+        messages.success(request, "Checking this task now: the page updates when the provider answers.")
     else:
-        messages.info(request, "This task has finished; the provider will not be asked again.")
+        messages.info(request, "This task has finished; there is nothing more to check.")
     if request.htmx:
         # Re-read: the page shows the task as it is now, not as it was before the click.
         task.refresh_from_db()
@@ -452,7 +494,7 @@ def stop_tracking(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_GET
-@login_required
+@live_login_required
 def worker_status(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     membership = membership_for(request.user, slug)
     context = {"worker": WorkerStatus.current(membership.workspace), "workspace": membership.workspace}

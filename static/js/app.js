@@ -63,8 +63,16 @@
       var kind = el.getAttribute("data-relative");
       if (kind === "left") {
         el.textContent = seconds < 0 ? "in " + span(seconds) : "expired";
+      } else if (kind === "next") {
+        // Same as the server's `next_check` filter.
+        el.textContent = overdue(el) ? "overdue" : el.hasAttribute("data-under-way") ? "under way"
+          : seconds < 0 ? "in " + span(seconds) : "due now";
       } else if (kind === "eta") {
-        el.textContent = seconds < 0 ? "in " + span(seconds) : "any moment now";
+        // Frozen while the task's next check is overdue: nobody is asking the provider.
+        var check = el.closest("tr, #task-detail");
+        check = check && check.querySelector("[data-overdue-at]");
+        el.textContent = check && overdue(check) ? "unknown (next check overdue)"
+          : seconds < 0 ? "in " + span(seconds) : "any moment now";
       } else if (seconds < 5) {
         el.textContent = "just now";
       } else {
@@ -73,6 +81,99 @@
     });
   }
   setInterval(refreshTimes, 15000);
+
+  // A task whose next check is late (data-overdue-at, from the server's `overdue_at` filter)
+  // says so from the first missed beat: a dead worker sends no news, so the page must notice.
+  function overdue(el) {
+    var when = Date.parse(el.getAttribute("data-overdue-at") || "");
+    return !isNaN(when) && Date.now() > when;
+  }
+  function markOverdue() {
+    var changed = false;
+    document.querySelectorAll(".next-check[data-overdue-at]").forEach(function (el) {
+      var late = overdue(el);
+      if (el.hidden === late) { el.hidden = !late; changed = true; }
+    });
+    document.querySelectorAll("time[data-relative='next']").forEach(function (el) {
+      if (overdue(el) && el.textContent !== "overdue") changed = true;
+    });
+    if (changed) refreshTimes();
+  }
+  setInterval(markOverdue, 2000);
+
+  // The live refreshes (the board's #live, the task page's #task-detail, the worker banner):
+  // when one fails, a small notice says so and the page asks again after 3 s, 6 s, 12 s ...
+  // at most 60 s, instead of every tick; the first success clears it. A signed-out session
+  // (401 with HX-Signed-Out, see videos.views.live_login_required) says so with a link.
+  var RETRY_MAX = 60000;
+  var retryDelay = 0;
+  var retryTimer = null;
+  var retrying = false;
+
+  function isLive(elt) {
+    return elt && (elt.hasAttribute("data-live") || elt.id === "worker-status");
+  }
+
+  function connectionNotice() {
+    var notice = document.getElementById("connection-notice");
+    if (!notice) {
+      notice = document.createElement("div");
+      notice.id = "connection-notice";
+      notice.className = "connection-notice";
+      notice.setAttribute("role", "status");
+      document.body.appendChild(notice);
+    }
+    return notice;
+  }
+
+  function showLost(xhr) {
+    var notice = connectionNotice();
+    var login = xhr && xhr.getResponseHeader && xhr.getResponseHeader("HX-Signed-Out") && xhr.getResponseHeader("HX-Login");
+    notice.textContent = "";
+    if (login) {
+      notice.className = "connection-notice signed-out";
+      notice.appendChild(document.createTextNode("Signed out \u2014 "));
+      var link = document.createElement("a");
+      link.href = login;
+      link.textContent = "sign in again";
+      notice.appendChild(link);
+      return; // asking again cannot help until the person signs in
+    }
+    notice.className = "connection-notice";
+    notice.textContent = "Connection lost; retrying\u2026";
+    scheduleRetry();
+  }
+
+  function scheduleRetry() {
+    if (retryTimer) return;
+    var live = document.querySelector("[data-live]");
+    var base = Math.min(3000, live ? tickMs(live) : 3000);
+    retryDelay = retryDelay ? Math.min(retryDelay * 2, RETRY_MAX) : base;
+    retryTimer = setTimeout(function () {
+      retryTimer = null;
+      retrying = true;
+      if (window.htmx) window.htmx.trigger(document.body, "live:visible");
+      retrying = false;
+    }, retryDelay);
+  }
+
+  // While failing, only the scheduled retries go out (the regular ticks would defeat the backoff).
+  document.addEventListener("htmx:confirm", function (event) {
+    if ((retryDelay || retryTimer) && isLive(event.detail.elt) && !retrying) event.preventDefault();
+  });
+  document.addEventListener("htmx:sendError", function (event) {
+    if (isLive(event.detail.elt)) showLost(null);
+  });
+  document.addEventListener("htmx:responseError", function (event) {
+    if (isLive(event.detail.elt)) showLost(event.detail.xhr);
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (!isLive(event.detail.elt) || !event.detail.successful) return;
+    retryDelay = 0;
+    if (retryTimer) { clearTimeout(retryTimer); retryTimer = null; }
+    var notice = document.getElementById("connection-notice");
+    if (notice) notice.remove();
+  });
 
   // A provider without thumbnails answers 404: hide the broken image rather than show it,
   // at either size (img.thumb, and img.thumb-small in the rows). Error events do not
@@ -158,9 +259,12 @@
       var status = cell.getAttribute("data-status");
       var before = known[id];
       now[id] = status;
-      if (before && RUNNING[before] && FINAL[status] && isHidden()) {
-        unseen = true;
-        notify(cell, status);
+      if (before && RUNNING[before] && FINAL[status]) {
+        announce(FINAL[status] + ": " + (cell.getAttribute("data-name") || ""));
+        if (isHidden()) {
+          unseen = true;
+          notify(cell, status);
+        }
       }
     });
     known = now;
@@ -169,6 +273,47 @@
 
   // A refresh swaps rows out of band one by one, then settles; checking after each is
   // cheap and sees every change exactly once (`known` moves on each time).
+  // Said politely to screen readers, in the page's aria-live region (templates/base.html).
+  function announce(text) {
+    var region = document.getElementById("live-announcer");
+    if (!region) return;
+    // Emptied first, so the same words twice are still read twice.
+    region.textContent = "";
+    setTimeout(function () { region.textContent = text; }, 50);
+  }
+
+  // A row a refresh brought news for glows briefly (not under prefers-reduced-motion: see
+  // app.css), so a change is seen without reading the whole table again.
+  var HIGHLIGHT_MS = 2000;
+  function highlight(event) {
+    var target = event.detail && event.detail.target;
+    var id = target && target.id;
+    if (!id || !/^task-\d+$/.test(id)) return;
+    var row = document.getElementById(id);
+    if (!row) return;
+    row.classList.add("just-changed");
+    clearTimeout(row._highlightTimer);
+    row._highlightTimer = setTimeout(function () { row.classList.remove("just-changed"); }, HIGHLIGHT_MS);
+  }
+  document.addEventListener("htmx:oobAfterSwap", highlight);
+
+  // The task page: its own task finishing while watched is announced the same way.
+  var detailStatus = taskPageStatus();
+  function taskPageStatus() {
+    var detail = document.getElementById("task-detail");
+    var match = detail && /\bstatus-(\w+)/.exec(detail.className);
+    return match ? match[1] : "";
+  }
+  document.addEventListener("htmx:afterSettle", function () {
+    var now = taskPageStatus();
+    if (!now) return;
+    if (RUNNING[detailStatus] && FINAL[now]) {
+      var title = document.querySelector(".task-title");
+      announce(FINAL[now] + ": " + (title ? title.textContent.trim() : ""));
+    }
+    detailStatus = now;
+  });
+
   document.addEventListener("htmx:oobAfterSwap", boardSwapped);
   document.addEventListener("htmx:afterSettle", boardSwapped);
   document.addEventListener("visibilitychange", function () {

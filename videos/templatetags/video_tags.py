@@ -11,6 +11,8 @@ from django import template
 from django.utils import timezone
 
 from videos.listing import Listing, Page
+from videos.models import VideoTask
+from videos.worker_status import check_overdue_at
 
 register = template.Library()
 
@@ -82,3 +84,43 @@ def pretty_json(value: Any) -> str:
 @register.filter
 def pager_links(listing: Listing, page: Page) -> dict[str, str]:
     return listing.pager_links(page)
+
+
+@register.filter
+def overdue_at(task: VideoTask) -> datetime | None:
+    """When the task's next check counts as overdue (static/js/app.js reads it as
+    data-overdue-at to flag the row without a round trip: a dead worker sends no news)."""
+    if task.is_terminal:
+        return None
+    return check_overdue_at(task.next_poll_at)
+
+
+@register.filter
+def check_overdue(task: VideoTask) -> bool:
+    """Whether the worker has missed the task's next check (it should have run by now)."""
+    when = overdue_at(task)
+    return when is not None and when < timezone.now()
+
+
+@register.filter
+def next_check(task: VideoTask) -> str:
+    """'in 42 s', 'due now' (its time has come; the worker picks it up within seconds) or
+    'overdue' (the worker missed it). A task the worker is checking has the end of its
+    lease as next_poll_at, which is not a next check: 'under way'."""
+    if task.is_terminal or not task.next_poll_at:
+        return ""
+    if check_overdue(task):
+        return "overdue"
+    if task.lease_token:
+        return "under way"
+    seconds = (task.next_poll_at - timezone.now()).total_seconds()
+    return f"in {_span(seconds)}" if seconds > 0 else "due now"
+
+
+@register.filter
+def eta_text(task: VideoTask) -> str:
+    """The ETA, frozen as "unknown" while the task's next check is overdue: an estimate
+    that keeps counting down while nobody asks the provider is made up."""
+    if check_overdue(task):
+        return "unknown (next check overdue)"
+    return eta_left(task.eta_at)
