@@ -10,6 +10,7 @@ from django.core.validators import ProhibitNullCharactersValidator
 from django.forms import BoundField
 
 from videos.normalize import parse_seconds
+from videos.pastes import Found, read_paste
 
 if TYPE_CHECKING:
     from teams.models import ProviderConnection
