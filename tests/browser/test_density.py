@@ -14,14 +14,18 @@ LONG_ID = "video_68f1c2a9e4d08190b3a7c5e1f2d4b6a8c0e9f7d5"
 def twelve_tasks(owner) -> None:
     build_dashboard(owner)
     for n in range(3):
-        VideoTask.objects.create(owner=owner, task_id=f"{LONG_ID}{n}", label="", status=Status.COMPLETED, progress=100)
+        VideoTask.objects.create(
+            owner=owner, task_id=f"{LONG_ID}{n}", label="", status=Status.COMPLETED, progress=100
+        )
     VideoTask.objects.create(
         owner=owner, task_id="kl-long-label", label="A very long label " * 6, status=Status.PENDING
     )
 
 
 def row_heights(page: Page) -> list[float]:
-    return page.eval_on_selector_all("#task-rows tr.task", "rows => rows.map(r => r.getBoundingClientRect().height)")
+    return page.eval_on_selector_all(
+        "#task-rows tr.task", "rows => rows.map(r => r.getBoundingClientRect().height)"
+    )
 
 
 def table_height(page: Page) -> float:
@@ -42,7 +46,9 @@ def test_compact_rows_by_default_comfortable_on_request_and_remembered(login, ow
 
     # The shortened ID is whole where it matters: in its title (hover) and in the Copy button.
     row = page.locator("#task-rows tr.task", has=page.locator(f"a[title='{LONG_ID}0']"))
-    assert row.locator("a.id-only code").evaluate("c => c.scrollWidth > c.clientWidth || c.parentElement.scrollWidth > c.parentElement.clientWidth")
+    assert row.locator("a.id-only code").evaluate(
+        "c => c.scrollWidth > c.clientWidth || c.parentElement.scrollWidth > c.parentElement.clientWidth"
+    )
     expect(row.locator("button.copy")).to_have_attribute("data-copy", f"{LONG_ID}0")
 
     page.get_by_role("button", name="Comfortable rows").click()
