@@ -8,6 +8,15 @@ from django.contrib.auth import get_user_model
 from tests.fake_provider import PROVIDER_KEY, FakeProvider
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _demo_password_file(tmp_path_factory) -> None:
+    """seed_demo keeps the demo password in a file beside the project: tests keep theirs in
+    a temporary directory instead (sandbox.management.commands.seed_demo.password_file)."""
+    from django.conf import settings
+
+    settings.DEMO_PASSWORD_FILE = str(tmp_path_factory.mktemp("demo") / ".demo-password")
+
+
 @pytest.fixture
 def provider(settings) -> Iterator[FakeProvider]:
     """The fake provider on loopback. Its host:port is allowed (VIDEO_FETCH_ALLOW_HOSTS) as

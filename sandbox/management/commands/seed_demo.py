@@ -1,13 +1,18 @@
 """Seed a demo login and a batch of sandbox videos for it to watch.
 
 `make run` calls this before starting the server, so a fresh clone shows tasks moving
-within a minute. Each run resets the demo password (it is printed, never stored in plain
-text); videos are only added when the demo user has none yet, or with --more.
+within a minute. The first run makes the demo password; later runs keep it, so a browser
+signed in before a restart stays signed in (a new password would end its session). It is
+printed every time: its hash is in the database as any password's, and the plain text in
+`.demo-password` (mode 0600, git-ignored) beside the project, on this machine only and
+only under the sandbox. Videos are only added when the demo user has none yet, or with --more.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -33,11 +38,38 @@ DEMO_VIDEOS = (
 )
 
 
+def password_file() -> Path:
+    """Where a local run keeps the demo password between runs (DEMO_PASSWORD_FILE: tests)."""
+    return Path(getattr(settings, "DEMO_PASSWORD_FILE", "") or Path(settings.BASE_DIR) / ".demo-password")
+
+
+def kept_password(user: Any) -> str | None:
+    """The password an earlier run saved, if it still signs the demo user in (not after a
+    new database, nor after someone changed it)."""
+    try:
+        text = password_file().read_text().strip()
+    except OSError:
+        return None
+    if text and user is not None and user.check_password(text):
+        return text
+    return None
+
+
+def save_password(text: str) -> None:
+    path = password_file()
+    # Created 0600, never readable by others even for a moment; an existing file keeps its
+    # mode through O_CREAT, hence the chmod.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text + "\n")
+    path.chmod(0o600)
+
+
 class Command(BaseCommand):
     help = "Create the demo user (or reset its password) and some sandbox videos for it to track."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--password", help="Use this password instead of a random one.")
+        parser.add_argument("--password", help="Set this password (else the kept one, or a new random one).")
         parser.add_argument("--port", type=int, default=8000, help="Port shown in the printed URL.")
         parser.add_argument("--more", action="store_true", help="Add a new batch even if demo tasks exist.")
 
@@ -46,8 +78,14 @@ class Command(BaseCommand):
             # The demo login is an administrator with a printed password: never on a
             # deployment, only where the sandbox provider runs too.
             raise CommandError("seed_demo is for local runs with the sandbox provider (VIDEO_SANDBOX=1).")
-        password = password or secrets.token_urlsafe(9)
-        user = self._demo_user(password)
+        existing = get_user_model().objects.filter(username="demo").first()
+        kept = None if password else kept_password(existing)
+        # Setting even the same password again changes its hash, which signs every open
+        # session out: only a new password is set.
+        password = password or kept or secrets.token_urlsafe(9)
+        user = self._demo_user(password if kept is None else None)
+        if kept is None:
+            save_password(password)
         # Only tasks the sandbox still knows: in a database from before the sandbox had an app
         # of its own, the old demo videos were dropped and their tasks can only fail as "not found".
         known = SandboxVideo.objects.filter(deleted=False).values("video_id")
@@ -60,13 +98,17 @@ class Command(BaseCommand):
             for task in self._seed(user):
                 self.stdout.write(f"  tracking {task.task_id}  {task}")
         self.stdout.write(self.style.SUCCESS(f"Demo login: username demo, password {password}"))
+        if kept is not None:
+            self.stdout.write(f"  (kept from the last run; delete {password_file().name} for a new one)")
         self.stdout.write(f"Open http://127.0.0.1:{port}/")
 
-    def _demo_user(self, password: str) -> Any:
+    def _demo_user(self, password: str | None) -> Any:
+        """The demo user, with `password` set unless None (kept)."""
         user, _ = get_user_model().objects.get_or_create(username="demo")
         # Staff and superuser so the demo shows the admin too.
         user.is_staff = user.is_superuser = True
-        user.set_password(password)
+        if password is not None:
+            user.set_password(password)
         user.save()
         return user
 
