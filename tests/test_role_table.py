@@ -33,6 +33,8 @@ ROUTES: dict[str, tuple[str, str, str]] = {
     "videos:refresh_task": ("POST", Action.REFRESH, "task"),
     "videos:stop_tracking": ("GET", Action.STOP_TRACKING, "task"),
     "videos:remix_task": ("POST", Action.START, "task"),
+    "videos:retry_task": ("POST", Action.START, "task"),
+    "videos:duplicate_task": ("GET", Action.START, "task"),
     "videos:delete_remote": ("GET", Action.DELETE_REMOTE, "task"),
     "teams:settings": ("GET", Action.VIEW, ""),
     "teams:leave": ("POST", Action.VIEW, ""),

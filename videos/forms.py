@@ -214,6 +214,19 @@ class CreateVideoForm(ConnectionChoiceForm):
         raise forms.ValidationError("The reference must be a PNG, JPEG or WebP image.")
 
 
+def create_initial(submission: Any) -> dict[str, str]:
+    """The create form's initial values for starting `submission` (a Submission) again: its
+    prompt, model, duration, size and connection, all editable. The reference image is not
+    kept, so it is attached again by hand."""
+    return {
+        "prompt": submission.prompt,
+        "model": submission.model,
+        "seconds": submission.seconds,
+        "size": submission.size,
+        "connection": str(submission.connection_id) if submission.connection_id else DEPLOYMENT_DEFAULT,
+    }
+
+
 class RemixForm(forms.Form):
     prompt = PlainText(
         multiline=True, widget=forms.Textarea(attrs={"rows": 2}), max_length=4000, label="New prompt"

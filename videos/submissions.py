@@ -31,7 +31,7 @@ from videos.client import (
     VideoAPIClient,
     validate_task_id,
 )
-from videos.models import ProviderConnection, Submission, TaskEvent, VideoTask, Workspace
+from videos.models import ProviderConnection, Status, Submission, TaskEvent, VideoTask, Workspace
 from videos.normalize import Snapshot, normalize, parse_seconds
 from videos.scrub import scrub, scrub_json
 
@@ -69,11 +69,14 @@ def submit(
     *,
     workspace: Workspace | None = None,
     connection: ProviderConnection | None = None,
+    retry_of: VideoTask | None = None,
 ) -> Submission:
     """Send one create (or a remix of `remix_of`) with `client` (the client of
     `connection`, None for the deployment's own) and record the outcome in `workspace`
-    (default: the owner's personal one). Never retries."""
+    (default: the owner's personal one). Never retries by itself: `retry_of` is the failed
+    task a person asked to start again (see `retry`)."""
     submission = Submission.objects.create(
+        retry_of=retry_of,
         owner=owner,
         workspace=workspace or Workspace.objects.personal_for(owner),
         connection=connection,
@@ -191,6 +194,8 @@ def _track(submission: Submission, task_id: str, payload: dict[str, Any] | None)
                 if submission.remix_of is None
                 else "Remixed from the dashboard."
             )
+            if submission.retry_of is not None:
+                note = f"{note[:-1]}: a retry of {submission.retry_of.task_id}, with the same settings."
             TaskEvent.objects.create(
                 task=task, at=now, kind=TaskEvent.Kind.TRACKED, status=task.status, message=note
             )
@@ -201,6 +206,88 @@ def _track(submission: Submission, task_id: str, payload: dict[str, Any] | None)
                     task.save(update_fields=[*fields])
                 TaskEvent.objects.bulk_create(events)
     return task
+
+
+class NotRetryable(Exception):
+    """A retry that was not sent; the message says why, for the person who asked."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def started_with(task: VideoTask) -> Submission | None:
+    """The attempt that started `task` here (from the dashboard or the API): the prompt,
+    model, size, seconds, reference name and connection it was sent with. None for a task
+    that was only tracked."""
+    return (
+        Submission.objects.filter(task=task, state=Submission.State.CREATED)
+        .select_related("connection", "remix_of")
+        .order_by("created_at", "pk")
+        .first()
+    )
+
+
+def live_retries(task: VideoTask) -> list[Submission]:
+    """The retries of `task` that made a video, or may have (an answer lost and still
+    looked for); refused ones made nothing and do not count."""
+    return list(
+        task.retries.exclude(state__in=[Submission.State.REJECTED, Submission.State.NOT_CREATED])
+        .select_related("task")
+        .order_by("created_at", "pk")
+    )
+
+
+def retry_refusal(task: VideoTask, original: Submission | None) -> str:
+    """Why `task` cannot be retried with the same settings; "" when it can."""
+    if task.status != Status.FAILED:
+        return "Only a failed video can be retried."
+    if original is None:
+        return "This video was not started here, so its settings are not known: start a new one."
+    if original.reference_name:
+        # The image's bytes are sent to the provider and never stored.
+        return (
+            "This video was started with a reference image, which is not kept: "
+            "use Duplicate and attach the image again."
+        )
+    if original.remix_of_id is None and not original.model:
+        # A remix whose source is gone: its settings alone would start a different video.
+        return "The video this one remixed is no longer tracked, so it cannot be remixed again."
+    done = live_retries(task)
+    if done:
+        made = done[0].task
+        where = f" as {made.task_id}" if made is not None else " (its answer is still being looked for)"
+        return f"This video was already retried{where}; a second retry would start (and bill) another."
+    return ""
+
+
+def retry(owner: Any, task: VideoTask) -> Submission:
+    """Start `task` (a failed video started here) again with the same settings on the same
+    connection, once: a new create, or a new remix of the same video. Raises NotRetryable,
+    sending nothing, when it cannot be."""
+    original = started_with(task)
+    refusal = retry_refusal(task, original)
+    if refusal:
+        raise NotRetryable(refusal)
+    assert original is not None  # retry_refusal says why otherwise
+    try:
+        client = VideoAPIClient.for_connection(original.connection)
+    except Unreadable:
+        raise NotRetryable(
+            "This connection's key can no longer be read; a manager must enter it again."
+        ) from None
+    with client:
+        return submit(
+            owner,
+            VideoRequest(
+                prompt=original.prompt, model=original.model, seconds=original.seconds, size=original.size
+            ),
+            client,
+            original.remix_of,
+            workspace=task.workspace,
+            connection=original.connection,
+            retry_of=task,
+        )
 
 
 @dataclass(frozen=True)
@@ -412,4 +499,14 @@ def _best_match(submission: Submission, videos: list[Listed]) -> Listed | None:
     return best
 
 
-__all__ = ["VideoRequest", "plain_words", "reconcile", "submit"]
+__all__ = [
+    "NotRetryable",
+    "VideoRequest",
+    "live_retries",
+    "plain_words",
+    "reconcile",
+    "retry",
+    "retry_refusal",
+    "started_with",
+    "submit",
+]

@@ -31,5 +31,7 @@ urlpatterns = [
     path("tasks/<int:pk>/download/", views.download, name="download"),
     path("density/", views.set_density, name="density"),
     path("tasks/<int:pk>/remix/", views.remix_task, name="remix_task"),
+    path("tasks/<int:pk>/retry/", views.retry_task, name="retry_task"),
+    path("tasks/<int:pk>/duplicate/", views.duplicate_task, name="duplicate_task"),
     path("tasks/<int:pk>/delete-remote/", views.delete_remote, name="delete_remote"),
 ]

@@ -30,11 +30,19 @@ from teams.models import AuditEntry, Membership, ProviderConnection, Workspace
 from teams.roles import Action, Role, allows
 from videos import downloads
 from videos.client import NotFound, ProviderError, VideoAPIClient
-from videos.forms import CreateVideoForm, RemixForm, TrackTasksForm
+from videos.forms import CreateVideoForm, RemixForm, TrackTasksForm, create_initial
 from videos.listing import Listing
 from videos.models import Status, Submission, VideoTask
 from videos.safe_fetch import FetchError, FetchFailed, FetchRefused
-from videos.submissions import VideoRequest, submit
+from videos.submissions import (
+    NotRetryable,
+    VideoRequest,
+    live_retries,
+    retry,
+    retry_refusal,
+    started_with,
+    submit,
+)
 from videos.worker_status import WorkerStatus, worker_running
 
 # How often a page with unfinished tasks asks for news (seconds).
@@ -467,7 +475,12 @@ def refresh_task(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _detail_context(task: VideoTask, role: str) -> dict:
     events = list(task.events.all())
+    original = started_with(task)
     return {
+        # What it was started with here (None: only tracked), and its retry links both ways.
+        "started": original,
+        "retries": live_retries(task),
+        "retry_refusal": retry_refusal(task, original) if task.status == Status.FAILED else "",
         "task": task,
         "role": role,
         "role_label": Role(role).label,
@@ -535,6 +548,50 @@ def remix_task(request: HttpRequest, pk: int) -> HttpResponse:
             return _go(request, _task_url(submission.task))
         messages.warning(request, submission.error_message)
     return _go(request, _task_url(task))
+
+
+@require_POST
+@login_required
+def retry_task(request: HttpRequest, pk: int) -> HttpResponse:
+    """Start a failed video again with the settings it was started with, once (a person's
+    click, never the worker's): a new task that links to this one."""
+    task, _role = task_for(request.user, pk, Action.START)
+    try:
+        submission = retry(request.user, task)
+    except NotRetryable as refused:
+        messages.error(request, f"Not retried: {refused.message}")
+        return _go(request, _task_url(task))
+    _audit(
+        request,
+        task.workspace,
+        AuditEntry.Kind.STARTED,
+        submission.task.task_id if submission.task else "",
+        f"retry of {task.task_id}: {_outcome(submission)}",
+    )
+    if submission.state == Submission.State.CREATED:
+        messages.success(request, f"Retried with the same settings: now tracking {submission.task.task_id}.")
+        return _go(request, _task_url(submission.task))
+    # A lost answer was sent all the same: the worker looks for its video, so no "not".
+    lost = submission.state == Submission.State.UNKNOWN
+    messages.warning(
+        request, submission.error_message if lost else f"Not retried: {submission.error_message}"
+    )
+    return _go(request, _task_url(task))
+
+
+@require_GET
+@login_required
+def duplicate_task(request: HttpRequest, pk: int) -> HttpResponse:
+    """The create form filled in with what a video was started with, to change and start
+    (it posts to the board's own "New video")."""
+    task, _role = task_for(request.user, pk, Action.START)
+    original = started_with(task)
+    if original is None:
+        messages.info(request, "This video was not started here, so its settings are not known.")
+        return redirect(_task_url(task))
+    request.workspace = task.workspace
+    form = CreateVideoForm(initial=create_initial(original), connections=_connections(task.workspace))
+    return render(request, "videos/duplicate.html", {"task": task, "started": original, "create_form": form})
 
 
 @require_http_methods(["GET", "POST"])
