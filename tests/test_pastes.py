@@ -273,7 +273,7 @@ def test_the_panel_shows_each_line_and_its_id(signed_in, owner):
     assert VideoTask.objects.get(task_id="video_from_url").label == "Harbour"
     assert '→ <code>video_from_url</code> <span class="muted">(from a URL)</span>: tracked' in html
     assert '→ <code>video_from_json</code> <span class="muted">(from JSON)</span>: tracked' in html
-    assert "→ <code>video_known</code>: already tracked" in html
+    assert "Line 3: <code>video_known</code>: already tracked" in html
     assert "Line 4 (&#x27;please check this one&#x27;): this looks like a sentence" in html
     assert "Line 5" in html and "web address" in html
     assert ">Undo</button>" in html
