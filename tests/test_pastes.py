@@ -341,3 +341,11 @@ def test_an_outsider_cannot_undo(client, outsider, owner, team):
     client.force_login(outsider)
     assert client.post("/w/team/track/undo/", {"tasks": str(task.pk)}).status_code == 404
     assert VideoTask.objects.filter(pk=task.pk).exists()
+
+
+def test_a_hostile_paste_of_openers_is_read_in_linear_time():
+    # Every line opens a JSON value that never closes: each try reads to the end of the
+    # text, so only a few are made (quadratic, this would take minutes).
+    found, refused = read_paste("[\n" * 25_000)
+    assert found == [] and len(refused) == 25_000
+    assert read_paste("[" * 49_999) == ([], [read_line("[" * 49_999, "Line 1")])

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import accumulate
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -22,6 +24,8 @@ from videos.client import InvalidTaskId, validate_task_id
 MAX_LABEL = 200
 # How much of a pasted line a refusal quotes back.
 MAX_SHOWN = 60
+# How many lines opening with "{" or "[" are tried as the start of a JSON value.
+MAX_JSON_ATTEMPTS = 20
 
 # Keys naming the task in a provider's JSON, most specific first: a video object's own "id";
 # gateways that wrap providers answer with "task_id"; some answers only say "video_id".
@@ -38,6 +42,7 @@ _JSON_ID = re.compile(r"""(?:^|[\s{,])["']?(id|task_id|video_id)["']?\s*:\s*["']
 _JSON_CHARS = set("{}[]\"'")
 # A line's first word followed by a label, or alone.
 _FIRST_WORD = re.compile(r"(\S+)(\s*)(.*)", re.DOTALL)
+_DECODER = json.JSONDecoder()
 
 
 class Source(StrEnum):
@@ -80,13 +85,21 @@ def read_paste(text: str) -> tuple[list[Found], list[Refused]]:
     found: list[Found] = []
     refused: list[Refused] = []
     lines = text.splitlines()
+    joined = "\n".join(lines)
+    starts = list(accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
+    # Each failed attempt may read to the end of the text: a few are enough for any real
+    # paste, and a hostile one of 25,000 "[" lines stays linear.
+    attempts = MAX_JSON_ATTEMPTS
     number = 0
     while number < len(lines):
         line = lines[number].strip()
         if not line:
             number += 1
             continue
-        block = _json_block(lines, number) if line[0] in "{[" else None
+        block = None
+        if line[0] in "{[" and attempts > 0:
+            block = _json_block(joined, starts, number)
+            attempts -= block is None
         if block is not None:
             value, last = block
             where = f"Line {number + 1}" if last == number else f"Lines {number + 1} to {last + 1}"
@@ -202,22 +215,21 @@ def _id_like(text: str) -> str:
     return ""
 
 
-def _json_block(lines: list[str], start: int) -> tuple[Any, int] | None:
-    """The JSON value beginning on line `start` and the line it ends on, if the text from
-    there is one (followed only by blank lines or lines of its own)."""
-    decoder = json.JSONDecoder()
-    text = "\n".join(lines[start:])
+def _json_block(text: str, starts: list[int], start: int) -> tuple[Any, int] | None:
+    """The JSON value beginning on line `start` of `text` (whose lines begin at `starts`)
+    and the line it ends on, if one begins there and ends its line."""
+    offset = starts[start]
+    offset += len(text[offset:]) - len(text[offset:].lstrip())
     try:
-        value, end = decoder.raw_decode(text, len(text) - len(text.lstrip()))
-    except ValueError:
+        value, end = _DECODER.raw_decode(text, offset)
+    except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past Python's stack
         return None
     # The value must end its line: `{"a": 1} video_x` is not a JSON paste.
-    tail = text[end:]
-    if tail.split("\n", 1)[0].strip().rstrip(","):
+    if text[end:].split("\n", 1)[0].strip().rstrip(","):
         return None
     if not isinstance(value, dict | list):
         return None
-    return value, start + text[:end].count("\n")
+    return value, bisect_right(starts, end - 1) - 1
 
 
 def _ids_in_json(value: Any, where: str, pasted: str) -> tuple[list[Found], list[Refused]]:
