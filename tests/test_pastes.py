@@ -349,3 +349,16 @@ def test_a_hostile_paste_of_openers_is_read_in_linear_time():
     found, refused = read_paste("[\n" * 25_000)
     assert found == [] and len(refused) == 25_000
     assert read_paste("[" * 49_999) == ([], [read_line("[" * 49_999, "Line 1")])
+
+
+def test_without_htmx_the_messages_say_what_was_read(signed_in):
+    text = "https://g.example/v1/videos/video_u\n" + WHOLE
+    response = signed_in.post("/w/owner/track/", {"task_ids": text}, follow=True)
+    html = response.content.decode()
+    assert "Line 1: video_u (from a URL)." in html
+    assert "Lines 2 to 11: video_68d7512d07848190 (from JSON)." in html
+
+
+def test_a_json_block_is_quoted_by_its_opening_not_its_brace():
+    [item] = read_paste(WHOLE)[0]
+    assert item.pasted.startswith('{ "id": "video_68d7512d07848190", "object": "video",')

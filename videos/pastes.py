@@ -103,7 +103,9 @@ def read_paste(text: str) -> tuple[list[Found], list[Refused]]:
         if block is not None:
             value, last = block
             where = f"Line {number + 1}" if last == number else f"Lines {number + 1} to {last + 1}"
-            items, problems = _ids_in_json(value, where, _shown(line))
+            # The value's start with its layout squeezed out: `{ "id": "video_…`, not `{`.
+            opening = " ".join(joined[starts[number] : starts[number] + 4 * MAX_SHOWN].split())
+            items, problems = _ids_in_json(value, where, _shown(opening))
             found += items
             refused += problems
             number = last + 1

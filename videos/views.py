@@ -426,6 +426,10 @@ def _track_messages(form: TrackTasksForm, created: list[VideoTask], already: lis
         texts.append(f"Now tracking {len(created)} task(s).")
     if already:
         texts.append("Already tracked: " + ", ".join(already))
+    # Without htmx there is no panel: say which IDs were read out of an address or JSON.
+    for item in getattr(form, "found", []) if created or already else []:
+        if item.source:
+            texts.append(f"{item.where}: {item.task_id} ({item.source}).")
     texts.extend(getattr(form, "rejected", []))
     if not form.is_valid():
         texts.extend(error for errors in form.errors.values() for error in errors)
