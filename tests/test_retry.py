@@ -198,3 +198,29 @@ def test_a_completed_video_makes_download_and_remix_the_primary_actions(configur
     assert '<button type="submit" class="primary">Remix</button>' in page
     assert '<button type="submit" class="danger quiet">Delete at the provider</button>' in page
     assert '<button type="submit" class="danger quiet">Stop tracking</button>' in page
+
+
+def test_a_video_started_through_the_api_shows_its_settings_and_retries(configured, team, owner):
+    from api.models import ApiKey
+
+    _key, plaintext = ApiKey.issue(team, "ci", read_only=False, created_by=owner)
+    configured.script("POST /videos", video("video_api", "queued", 0))
+    answer = Client().post(
+        "/api/v1/videos",
+        json.dumps({"prompt": "From a script", "model": "kling-v2", "size": "720x1280"}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {plaintext}"},
+    )
+    assert answer.status_code == 201, answer.content
+    task = fail(VideoTask.objects.get(task_id="video_api"))
+    client = as_user(owner)
+    page = client.get(f"/tasks/{task.pk}/").content.decode()
+    assert "Started with" in page and "From a script" in page and "kling-v2" in page
+    configured.script("POST /videos", video("video_api_again", "queued", 0))
+    client.post(f"/tasks/{task.pk}/retry/")
+    assert json.loads(creates(configured)[-1].body) == {
+        "prompt": "From a script",
+        "model": "kling-v2",
+        "size": "720x1280",
+    }
+    assert Submission.objects.get(retry_of=task).task.task_id == "video_api_again"
