@@ -167,8 +167,10 @@
   document.addEventListener("htmx:responseError", function (event) {
     if (isLive(event.detail.elt)) showLost(event.detail.xhr);
   });
-  document.addEventListener("htmx:afterRequest", function (event) {
-    if (!isLive(event.detail.elt) || !event.detail.successful) return;
+  // On beforeSwap, not afterRequest: a 200 swaps a new #live in out of band, and the events
+  // htmx sends after that go to the old element, no longer in the document.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    if (!isLive(event.detail.elt) || event.detail.isError) return;
     retryDelay = 0;
     if (retryTimer) { clearTimeout(retryTimer); retryTimer = null; }
     var notice = document.getElementById("connection-notice");
@@ -289,11 +291,15 @@
     var target = event.detail && event.detail.target;
     var id = target && target.id;
     if (!id || !/^task-\d+$/.test(id)) return;
-    var row = document.getElementById(id);
-    if (!row) return;
-    row.classList.add("just-changed");
-    clearTimeout(row._highlightTimer);
-    row._highlightTimer = setTimeout(function () { row.classList.remove("just-changed"); }, HIGHLIGHT_MS);
+    // After htmx settles the new row: settling puts back the class the server sent.
+    var settle = (window.htmx && window.htmx.config.defaultSettleDelay) || 20;
+    setTimeout(function () {
+      var row = document.getElementById(id);
+      if (!row) return;
+      row.classList.add("just-changed");
+      clearTimeout(row._highlightTimer);
+      row._highlightTimer = setTimeout(function () { row.classList.remove("just-changed"); }, HIGHLIGHT_MS);
+    }, settle + 30);
   }
   document.addEventListener("htmx:oobAfterSwap", highlight);
 
