@@ -276,7 +276,8 @@ def test_the_connection_select_offers_the_workspaces_own_preselecting_its_defaul
     assert "Not ours" not in select
     assert re.findall(r"<option[^>]*>([^<]*)</option>", select) == ["Deployment default", "First", "Second"]
     assert f'<option value="{default.pk}" selected>' in select
-    assert html.count('name="connection"') == 2  # the track form and the create form
+    # the track form, the create form and the board's connection filter
+    assert html.count('name="connection"') == 3
     assert '<label for="id_create_connection">Connection</label>' in html
 
 

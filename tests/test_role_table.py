@@ -28,6 +28,9 @@ ROUTES: dict[str, tuple[str, str, str]] = {
     "videos:board_track": ("POST", Action.TRACK, ""),
     "videos:undo_track": ("POST", Action.STOP_TRACKING, ""),
     "videos:board_new_video": ("POST", Action.START, ""),
+    "videos:board_export": ("GET", Action.VIEW, ""),
+    # With no action named it only goes back to the board; each action's role: tests/test_bulk.py.
+    "videos:board_bulk": ("POST", Action.VIEW, ""),
     "videos:task_detail": ("GET", Action.VIEW, "task"),
     "videos:download": ("GET", Action.VIEW, "task"),
     "videos:refresh_task": ("POST", Action.REFRESH, "task"),

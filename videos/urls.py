@@ -16,6 +16,8 @@ board_urls = [
     path("track/undo/", views.undo_track, name="undo_track"),
     path("videos/new/", views.new_video, name="board_new_video"),
     path("status/", views.worker_status, name="board_status"),
+    path("export.csv", views.export_csv, name="board_export"),
+    path("bulk/", views.bulk_action, name="board_bulk"),
 ]
 
 urlpatterns = [

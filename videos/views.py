@@ -28,7 +28,7 @@ from teams.access import membership_for, task_for
 from teams.context_processors import DENSITIES, DENSITY_SESSION_KEY
 from teams.models import AuditEntry, Membership, ProviderConnection, Workspace
 from teams.roles import Action, Role, allows
-from videos import downloads
+from videos import bulk, downloads, export
 from videos.client import NotFound, ProviderError, VideoAPIClient
 from videos.forms import CreateVideoForm, RemixForm, TrackTasksForm, create_initial
 from videos.listing import Listing
@@ -75,6 +75,14 @@ def _dashboard_context(membership: Membership, listing: Listing) -> dict:
         else None,
         "live_every": LIVE_EVERY if page.any_active else IDLE_EVERY,
     }
+
+
+def _matching(listing: Listing, workspace: Workspace, counts: dict[str, int]) -> int:
+    """How many tasks the filter matches, for "select all N": from the status counts the
+    board shows anyway when only a status (or nothing) is chosen, else one COUNT."""
+    if not (listing.q or listing.by or listing.model or listing.connection or listing.range):
+        return counts[listing.status] if listing.status else sum(counts.values())
+    return listing.filter(VideoTask.objects.in_workspace(workspace)).count()
 
 
 def _keeps_asking(workspace: Workspace, any_active: bool) -> bool:
@@ -160,6 +168,20 @@ def dashboard(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     context["status_choices"] = Status.choices
     # The "added by" filter's people; lazy, and a personal board has no such filter.
     context["members"] = workspace.memberships.select_related("user").order_by("user__username")
+    # The filters' choices and "select all N matching": lazy, read where the page shows them.
+    context["models"] = (
+        VideoTask.objects.in_workspace(workspace)
+        .exclude(model="")
+        .order_by("model")
+        .values_list("model", flat=True)
+        .distinct()
+    )
+    context["matching"] = _matching(listing, workspace, context["counts"])
+    # The connection filter, from the forms' list when they read it; only with a choice.
+    context["filter_connections"] = (
+        connections if may[Action.TRACK] or may[Action.START] else _connections(workspace)
+    )
+    context["bulk_actions"] = [action for action in bulk.ACTIONS.values() if may[action.action]]
     return render(request, "videos/dashboard.html", context)
 
 
@@ -686,3 +708,66 @@ def set_density(request: HttpRequest) -> HttpResponse:
     ):
         target = reverse("videos:dashboard")
     return redirect(target)
+
+
+@require_GET
+@login_required
+def export_csv(request: HttpRequest, slug: str) -> HttpResponse:
+    """The board's current filter as CSV, in the board's order, streamed."""
+    membership = membership_for(request.user, slug, Action.VIEW)
+    workspace = membership.workspace
+    listing = _listing(request, workspace)
+    tasks = listing.ordered(VideoTask.objects.in_workspace(workspace))
+    return export.csv_response(tasks, request.build_absolute_uri, f"{workspace.slug}-tasks.csv")
+
+
+@require_POST
+@login_required
+def bulk_action(request: HttpRequest, slug: str) -> HttpResponse:
+    """One action on the ticked tasks, or on all that match the filter, after a
+    confirmation that says how many; each action needs the role its single form needs."""
+    action = bulk.ACTIONS.get(request.POST.get("action", ""))
+    membership = membership_for(request.user, slug, action.action if action else Action.VIEW)
+    workspace = membership.workspace
+    selection = bulk.Selection.from_post(request.POST, workspace, request.user)
+    back = selection.listing.href()
+    if action is None:
+        messages.error(request, "Choose what to do with the selected tasks.")
+        return redirect(back)
+    tasks = bulk.acted_on(action.name, selection.tasks(workspace))
+    if action.name == "csv":
+        return export.csv_response(
+            selection.listing.ordered(tasks), request.build_absolute_uri, f"{workspace.slug}-selected.csv"
+        )
+    if not request.POST.get("confirm"):
+        selection = selection.pinned(workspace)
+        count = bulk.acted_on(action.name, selection.tasks(workspace)).count()
+        if not count:
+            messages.info(
+                request,
+                "No selected task to act on." if action.name != "retry" else "No failed task selected.",
+            )
+            return redirect(back)
+        request.workspace = workspace
+        context = {
+            "action": action,
+            "count": count,
+            "selection": selection,
+            "workspace": workspace,
+            "back": back,
+        }
+        return render(request, "videos/bulk_confirm.html", context)
+    if action.name == "stop":
+        done = bulk.stop_tracking(tasks, request.user, workspace)
+        messages.success(request, f"Stopped tracking {done} task{'s' if done != 1 else ''}.")
+    elif action.name == "refresh":
+        done = bulk.refresh(tasks)
+        messages.success(
+            request, f"Asked the worker to check {done} unfinished task{'s' if done != 1 else ''} now."
+        )
+    else:
+        started, refused = bulk.retry_all(tasks, request.user, workspace)
+        messages.success(request, f"Retried {started} task{'s' if started != 1 else ''}.")
+        for reason in refused[:10]:
+            messages.warning(request, f"Not retried: {reason}")
+    return redirect(back)
