@@ -41,6 +41,9 @@ def test_compact_rows_by_default_comfortable_on_request_and_remembered(login, ow
 
     compact = row_heights(page)
     assert max(compact) <= 48, compact
+    # One line per row must not push the Link and Error columns off the side at 1280 px.
+    widths = page.eval_on_selector(".table-wrap", "w => [w.scrollWidth, w.clientWidth]")
+    assert widths[0] <= widths[1], widths
     # 12 tasks made a 1,850 px page; their table alone is now a fraction of that.
     assert table_height(page) < 700, table_height(page)
 

@@ -3,9 +3,12 @@ the first screen, and a task page with a long failure reason fits without sidewa
 
 from __future__ import annotations
 
+import os
+import shutil
+
 from playwright.sync_api import Page, expect
 
-from tests.browser.test_screenshot import build_dashboard
+from tests.browser.test_screenshot import DOCS_IMAGE, build_dashboard, png_size
 from videos.models import Status, TaskEvent, VideoTask
 
 PHONE = {"width": 390, "height": 844}
@@ -75,3 +78,22 @@ def test_a_task_page_with_a_long_failure_reason_fits(login, owner, page):
     page.goto(page.url.split("/tasks/")[0] + "/")
     expect(page.locator(f"#task-{task.pk}")).to_be_visible()
     assert scroll_width(page) <= PHONE["width"], scroll_width(page)
+
+
+def test_phone_screenshot(login, owner, page, tmp_path):
+    """The README's phone picture: the first screen of the board (UPDATE_SCREENSHOTS=1 writes
+    docs/dashboard-phone.png, as test_screenshot does for the desktop one)."""
+    build_dashboard(owner)
+    page.set_viewport_size(PHONE)
+    login("owner", "owner-password-1")
+    expect(page.locator("#task-rows tr.task")).to_have_count(8)
+    expect(page.locator(".worker-ok")).to_be_visible()
+    page.evaluate("document.fonts.ready.then(() => true)")
+    page.wait_for_load_state("networkidle")
+    shot = tmp_path / "dashboard-phone.png"
+    page.screenshot(path=str(shot), scale="css")
+    data = shot.read_bytes()
+    assert png_size(data) == (PHONE["width"], PHONE["height"])
+    assert len(data) > 20_000, len(data)
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        shutil.copyfile(shot, DOCS_IMAGE.with_name("dashboard-phone.png"))
