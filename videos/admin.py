@@ -7,9 +7,14 @@ from django.contrib import admin, messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django.utils.timesince import timesince
 
 from videos.models import ProviderState, Submission, TaskEvent, VideoTask, WorkerHeartbeat
+from videos.worker_status import is_silent
 
 # What the provider and the worker own: shown, never edited by hand, so the admin and the
 # poller do not fight over them. Grouped as the change page shows them. Status and progress
@@ -37,6 +42,23 @@ OPERATOR_FIXES = ("status", "progress")
 REMOTE_FIELDS = tuple(
     name for name in PROVIDER_FIELDS + KEPT_FIELDS + POLLING_FIELDS if name not in OPERATOR_FIXES
 )
+
+
+# How much of a task ID and of an error the changelist shows; the whole value is in the
+# cell's tooltip and on the change page.
+ID_CHARS = 18
+ERROR_CHARS = 60
+
+
+def shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def ago(moment: Any, now: Any = None) -> str:
+    """A past time as "3 minutes ago" (its largest unit only: a narrow column)."""
+    if moment is None:
+        return "never"
+    return f"{timesince(moment, now or timezone.now(), depth=1)} ago"
 
 
 class AtLeast(int):
@@ -88,21 +110,10 @@ class TaskEventInline(admin.TabularInline):
 @admin.register(VideoTask)
 class VideoTaskAdmin(admin.ModelAdmin):
     form = VideoTaskForm
-    list_display = (
-        "task_id",
-        "label",
-        "workspace",
-        "connection",
-        "owner",
-        "status",
-        "progress",
-        "model",
-        "raw_status",
-        "last_polled_at",
-        "next_poll_at",
-        "poll_count",
-        "polling_stopped",
-    )
+    # Fits a 1280 px screen beside the filters: the ID shortened with its label under it, the
+    # status as one short word, the error visible. The poll bookkeeping (next poll, counts,
+    # stopped) is on the change page, under "Polling".
+    list_display = ("task", "state", "progress", "error", "workspace", "added", "polled")
     # No "model" among the filters and no date_hierarchy: each reads every task of the
     # table (a DISTINCT model; a DISTINCT month through a Python function on SQLite, a second
     # at 100,000 tasks) on every load of the list. The date filter below costs no query, and
@@ -159,6 +170,53 @@ class VideoTaskAdmin(admin.ModelAdmin):
                 progress=obj.progress,
                 message=f"Set in the admin by {request.user.get_username()}.",
             )
+
+    class Media:
+        css = {"all": ("admin/videos/changelist.css",)}
+
+    @admin.display(description="task", ordering="task_id")
+    def task(self, task: VideoTask) -> str:
+        return format_html(
+            '<span class="vt-id" title="{}">{}</span>{}',
+            task.task_id,
+            shortened(task.task_id, ID_CHARS),
+            format_html('<span class="vt-label">{}</span>', shortened(task.label, 40)) if task.label else "",
+        )
+
+    @admin.display(description="status", ordering="status")
+    def state(self, task: VideoTask) -> str:
+        # "stopped" when the poller no longer asks about an unfinished task.
+        stopped = task.polling_stopped and not task.is_terminal
+        return format_html(
+            '<span class="vt-status vt-{}">{}</span>',
+            task.status,
+            f"{task.status} · stopped" if stopped else task.status,
+        )
+
+    @admin.display(description="error")
+    def error(self, task: VideoTask) -> str:
+        # The provider's error first (why it failed), else the last poll's (why it is stuck).
+        full = " ".join(part for part in (task.error_code, task.error_message) if part) or task.last_error
+        if not full:
+            return ""
+        return format_html('<span class="vt-error" title="{}">{}</span>', full, shortened(full, ERROR_CHARS))
+
+    @admin.display(description="added", ordering="created_at")
+    def added(self, task: VideoTask) -> str:
+        local = timezone.localtime(task.created_at)
+        return format_html(
+            '<span title="{}">{}</span>', local.isoformat(timespec="seconds"), date_format(local, "M j, H:i")
+        )
+
+    @admin.display(description="last polled", ordering="last_polled_at")
+    def polled(self, task: VideoTask) -> str:
+        if task.last_polled_at is None:
+            return "never"
+        return format_html(
+            '<span title="{}">{}</span>',
+            task.last_polled_at.isoformat(timespec="seconds"),
+            ago(task.last_polled_at),
+        )
 
     @admin.action(description="Poll now")
     def poll_now(self, request: HttpRequest, queryset: QuerySet[VideoTask]) -> None:
@@ -236,8 +294,49 @@ class SubmissionAdmin(admin.ModelAdmin):
 
 @admin.register(WorkerHeartbeat)
 class WorkerHeartbeatAdmin(admin.ModelAdmin):
-    list_display = ("name", "last_seen_at", "started_at", "stopped_at", "passes", "tasks_polled", "errors")
-    readonly_fields = list_display
+    list_display = (
+        "name",
+        "state",
+        "last_seen",
+        "started_at",
+        "stopped_at",
+        "passes",
+        "tasks_polled",
+        "errors",
+    )
+    readonly_fields = (
+        "name",
+        "state",
+        "last_seen_at",
+        "started_at",
+        "stopped_at",
+        "passes",
+        "tasks_polled",
+        "errors",
+    )
+    ordering = ("-last_seen_at",)
+
+    class Media:
+        css = {"all": ("admin/videos/changelist.css",)}
+
+    @admin.display(description="state")
+    def state(self, worker: WorkerHeartbeat) -> str:
+        # The banner's rule (videos.worker_status): silent once not seen for STALE_AFTER.
+        if worker.stopped_at is not None:
+            state, words = "stopped", "stopped"
+        elif is_silent(worker.last_seen_at):
+            state, words = "silent", "silent (not seen lately)"
+        else:
+            state, words = "alive", "alive"
+        return format_html('<span class="vt-worker vt-worker-{}">{}</span>', state, words)
+
+    @admin.display(description="last seen", ordering="last_seen_at")
+    def last_seen(self, worker: WorkerHeartbeat) -> str:
+        return format_html(
+            '<span title="{}">{}</span>',
+            worker.last_seen_at.isoformat(timespec="seconds"),
+            ago(worker.last_seen_at),
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
