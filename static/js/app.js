@@ -410,4 +410,25 @@
       if (event.key === NOTIFY_KEY) showToggle();
     });
   }
+
+  // Bulk selection. "Select every task on this page" needs JavaScript, so the HTML keeps it
+  // hidden until here (without it, rows are ticked one by one and the form still works).
+  // The live refresh redraws changed rows unticked: the ticks are read before a swap and
+  // put back after it settles.
+  var selectPage = document.getElementById("select-page");
+  if (selectPage) {
+    var rowBoxes = function () { return document.querySelectorAll('#task-rows input[name="pk"]'); };
+    selectPage.hidden = false;
+    selectPage.addEventListener("change", function () {
+      rowBoxes().forEach(function (box) { box.checked = selectPage.checked; });
+    });
+    var ticked = {};
+    document.body.addEventListener("htmx:beforeSwap", function () {
+      ticked = {};
+      rowBoxes().forEach(function (box) { if (box.checked) ticked[box.value] = true; });
+    });
+    document.body.addEventListener("htmx:afterSettle", function () {
+      rowBoxes().forEach(function (box) { if (ticked[box.value]) box.checked = true; });
+    });
+  }
 })();
