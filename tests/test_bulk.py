@@ -12,6 +12,7 @@ import pytest
 from django.test import Client
 
 from teams.models import AuditEntry, Role
+from tests.fake_provider import video
 from tests.pages import finished, join, make_task
 from videos.models import Status, VideoTask
 
@@ -129,3 +130,36 @@ def test_download_list_is_the_selected_tasks_as_csv_for_a_viewer_too(viewer, own
 def test_nothing_selected_says_so(owner, team):
     response = signed_in_as(owner).post("/w/team/bulk/", {"action": "stop"}, follow=True)
     assert "No selected task to act on." in response.content.decode()
+
+
+def test_retry_starts_each_failed_video_started_here_once_and_says_why_not_for_others(
+    configured, owner, team
+):
+    """One create per failed video started here, on the fake provider; a tracked one (no
+    settings known) and a running one are not sent."""
+    client = signed_in_as(owner)
+    configured.script("POST /videos", video("video_started", "queued", 0))
+    client.post(
+        "/w/team/videos/new/",
+        {"prompt": "Waves at dusk", "model": "veo-3", "size": "1280x720", "seconds": "8"},
+    )
+    started = VideoTask.objects.get(task_id="video_started")
+    VideoTask.objects.filter(pk=started.pk).update(status=Status.FAILED, error_code="internal_error")
+    tracked = make_task(owner, "video_tracked", workspace=team, status=Status.FAILED)
+    running = make_task(owner, "video_running", workspace=team, status=Status.PROCESSING)
+    pks = [started.pk, tracked.pk, running.pk]
+
+    html = client.post("/w/team/bulk/", {"action": "retry", "pk": pks}).content.decode()
+    assert "Retry 2 tasks?" in html  # the failed ones only
+    configured.script("POST /videos", video("video_again", "queued", 0))
+    page = client.post(
+        "/w/team/bulk/", {"action": "retry", "pk": pks, "confirm": "1"}, follow=True
+    ).content.decode()
+    assert "Retried 1 task." in page
+    assert "Not retried: video_tracked: This video was not started here" in page
+    assert (
+        len([seen for seen in configured.requests if seen.method == "POST"]) == 2
+    )  # the start and one retry
+    again = VideoTask.objects.get(task_id="video_again")
+    assert again.workspace == team
+    assert AuditEntry.objects.filter(kind=AuditEntry.Kind.STARTED, target="video_again").exists()
