@@ -222,7 +222,7 @@ def started_with(task: VideoTask) -> Submission | None:
     that was only tracked."""
     return (
         Submission.objects.filter(task=task, state=Submission.State.CREATED)
-        .select_related("connection", "remix_of")
+        .select_related("connection", "remix_of", "retry_of")
         .order_by("created_at", "pk")
         .first()
     )
@@ -238,8 +238,11 @@ def live_retries(task: VideoTask) -> list[Submission]:
     )
 
 
-def retry_refusal(task: VideoTask, original: Submission | None) -> str:
-    """Why `task` cannot be retried with the same settings; "" when it can."""
+def retry_refusal(
+    task: VideoTask, original: Submission | None, retries: list[Submission] | None = None
+) -> str:
+    """Why `task` cannot be retried with the same settings; "" when it can. `retries`: its
+    live_retries when the caller has read them already."""
     if task.status != Status.FAILED:
         return "Only a failed video can be retried."
     if original is None:
@@ -253,7 +256,7 @@ def retry_refusal(task: VideoTask, original: Submission | None) -> str:
     if original.remix_of_id is None and not original.model:
         # A remix whose source is gone: its settings alone would start a different video.
         return "The video this one remixed is no longer tracked, so it cannot be remixed again."
-    done = live_retries(task)
+    done = live_retries(task) if retries is None else retries
     if done:
         made = done[0].task
         where = f" as {made.task_id}" if made is not None else " (its answer is still being looked for)"

@@ -502,11 +502,12 @@ def refresh_task(request: HttpRequest, pk: int) -> HttpResponse:
 def _detail_context(task: VideoTask, role: str) -> dict:
     events = list(task.events.all())
     original = started_with(task)
+    retries = live_retries(task)
     return {
         # What it was started with here (None: only tracked), and its retry links both ways.
         "started": original,
-        "retries": live_retries(task),
-        "retry_refusal": retry_refusal(task, original) if task.status == Status.FAILED else "",
+        "retries": retries,
+        "retry_refusal": retry_refusal(task, original, retries) if task.status == Status.FAILED else "",
         "task": task,
         "role": role,
         "role_label": Role(role).label,
