@@ -223,6 +223,18 @@ def _error_code(body: Any) -> str:
     return str(code) if isinstance(code, str | int) and not isinstance(code, bool) else ""
 
 
+def task_url(base_url: str, task_id: str) -> str:
+    """`{base}/videos/{id}`: the one rule for a task's path. The ID is validated and
+    percent-encoded, so no ID can change the path (`/`, `..`, `?`, `#`)."""
+    return f"{base_url.rstrip('/')}/videos/{quote(validate_task_id(task_id), safe='')}"
+
+
+def content_url(base_url: str, task_id: str, variant: str = "video") -> str:
+    """`{base}/videos/{id}/content?variant=...`, the bytes of a task's video or thumbnail.
+    A function as well as a method: downloads name the URL without building a client."""
+    return f"{task_url(base_url, task_id)}/content?variant={quote(variant, safe='')}"
+
+
 class VideoAPIClient:
     """Client for one provider: a base URL (with its version prefix) and a key.
 
@@ -321,7 +333,7 @@ class VideoAPIClient:
         self.session.close()
 
     def task_url(self, task_id: str) -> str:
-        return f"{self.base_url}/videos/{quote(validate_task_id(task_id), safe='')}"
+        return task_url(self.base_url, task_id)
 
     def retrieve(self, task_id: str) -> TaskAnswer:
         """GET /videos/{task_id}: the task's status object, or a ProviderError."""
@@ -366,7 +378,7 @@ class VideoAPIClient:
         raise self._error_for(status_code, headers, data)
 
     def content_url(self, task_id: str, variant: str = "video") -> str:
-        return f"{self.task_url(task_id)}/content?variant={quote(variant, safe='')}"
+        return content_url(self.base_url, task_id, variant)
 
     def open_content(self, task_id: str, variant: str, fetcher: SafeFetcher) -> Download:
         """GET /videos/{id}/content: the video (or thumbnail) bytes, streamed.
@@ -562,6 +574,8 @@ __all__ = [
     "TaskAnswer",
     "TransientError",
     "VideoAPIClient",
+    "content_url",
     "parse_retry_after",
+    "task_url",
     "validate_task_id",
 ]

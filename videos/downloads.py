@@ -20,14 +20,13 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from django.conf import settings
 from django.http import HttpResponseBase
 from django.utils.http import content_disposition_header
 
 from dashboard.encryption import Unreadable
-from videos.client import validate_task_id
+from videos.client import content_url
 from videos.models import UNREADABLE_KEY_REASON, ProviderConnection, VideoTask
 from videos.safe_fetch import Download, FetchFailed, SafeFetcher, host_allowed
 
@@ -91,14 +90,6 @@ def provider_credentials(connection: ProviderConnection | None) -> dict[str, Any
             raise FetchFailed(UNREADABLE_KEY_REASON, transient=True) from None
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     return {"headers": headers, "headers_scope": base_url.rstrip("/")}
-
-
-def content_url(base_url: str, task_id: str, variant: str) -> str:
-    """`{base}/videos/{id}/content?variant=...`, exactly as VideoAPIClient.content_url names
-    it (a test pins the two together), without building a client and its session for a
-    URL: the bytes come through SafeFetcher, never through the client's session."""
-    task_path = quote(validate_task_id(task_id), safe="")
-    return f"{base_url.rstrip('/')}/videos/{task_path}/content?variant={quote(variant, safe='')}"
 
 
 def open_remote(task: VideoTask, variant: str = "video") -> Download:
